@@ -1,0 +1,24 @@
+//! Clarion's core: the words every other crate shares.
+//!
+//! Invariants: this crate never touches the network, the database or the
+//! clock. It defines what a channel adapter is ([`ChannelAdapter`]), how a
+//! publish can fail ([`PublishError`], [`ErrorClass`]), the target status
+//! machine ([`TargetStatus`]), how text length is counted per platform
+//! ([`LengthRule`]), and how secrets are read ([`Secret`]).
+
+mod adapter;
+mod error;
+mod registry;
+mod secret;
+mod status;
+mod text;
+
+pub use adapter::{
+    ChannelAdapter, ChannelCheck, Idempotency, Markup, OutboundPost, PublishReceipt,
+    PublishRequest,
+};
+pub use error::{ErrorClass, PublishError, ValidationError};
+pub use registry::{AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};
+pub use secret::{Secret, SecretRef};
+pub use status::{StatusError, TargetStatus};
+pub use text::{LengthRule, LengthUnit, truncate_graphemes};
