@@ -1,0 +1,16 @@
+//! Clarion's schema, as sea-orm migrations. The same migrations run on SQLite
+//! (the embedded default) and PostgreSQL. Times are epoch milliseconds in
+//! BIGINT columns: exact, portable, and comparable in SQL on both databases.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,208 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::StoreError;
+
+/// The sqlx pool under the store, shared with the job queue so both live in
+/// one database (one file on SQLite).
+#[derive(Debug, Clone)]
+pub enum DbPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to Clarion's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    pool: DbPool,
+    url: String,
+}
+
+/// Any number fits: it only has to be the same in every Clarion process.
+const MIGRATION_LOCK_KEY: i64 = 0x436c6172696f6e;
+
+impl Store {
+    /// Opens the database. A SQLite file (and its folder) is created on first use.
+    ///
+    /// SQLite runs in WAL mode with `synchronous = NORMAL`: a killed process
+    /// loses nothing it committed; only an OS crash or power cut can roll back
+    /// the last few commits. That is the durability Clarion promises.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = if is_postgres(url) {
+            let options = PgConnectOptions::from_str(url).map_err(|e| bad_url(url, e))?;
+            DbPool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            let options = sqlite_options(url)?;
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| bad_url(url, e))?;
+                }
+            }
+            DbPool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options)
+                    .await?,
+            )
+        };
+        let db = match &pool {
+            DbPool::Sqlite(p) => SqlxSqliteConnector::from_sqlx_sqlite_pool(p.clone()),
+            DbPool::Postgres(p) => SqlxPostgresConnector::from_sqlx_postgres_pool(p.clone()),
+        };
+        Ok(Self {
+            db,
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, DbPool::Postgres(_))
+    }
+
+    /// Runs `setup` on a private one-connection pool, under a lock when on
+    /// PostgreSQL, so that several processes starting together migrate once
+    /// and schema pragmas (apalis sets `synchronous = OFF`) never leak into
+    /// the shared pool.
+    pub async fn with_setup_connection<F, Fut, E>(&self, setup: F) -> Result<(), E>
+    where
+        F: FnOnce(DbPool) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: From<StoreError>,
+    {
+        match &self.pool {
+            DbPool::Sqlite(_) => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(sqlite_options(&self.url)?)
+                    .await
+                    .map_err(StoreError::from)?;
+                let result = setup(DbPool::Sqlite(pool.clone())).await;
+                pool.close().await;
+                result
+            }
+            DbPool::Postgres(_) => {
+                let options =
+                    PgConnectOptions::from_str(&self.url).map_err(|e| bad_url(&self.url, e))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::from)?;
+                sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&pool)
+                    .await
+                    .map_err(StoreError::from)?;
+                let result = setup(DbPool::Postgres(pool.clone())).await;
+                // Closing the session releases the advisory lock too.
+                pool.close().await;
+                result
+            }
+        }
+    }
+
+    /// Applies Clarion's own migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.with_setup_connection(|pool| async move {
+            let db = match pool {
+                DbPool::Sqlite(p) => SqlxSqliteConnector::from_sqlx_sqlite_pool(p),
+                DbPool::Postgres(p) => SqlxPostgresConnector::from_sqlx_postgres_pool(p),
+            };
+            clarion_migration::Migrator::up(&db, None).await?;
+            Ok::<(), StoreError>(())
+        })
+        .await
+    }
+
+    /// Cheap liveness probe for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if !url.starts_with("sqlite:") {
+        return Err(bad_url(
+            url,
+            "expected sqlite://PATH or postgres://USER@HOST/DB",
+        ));
+    }
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| bad_url(url, e))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true))
+}
+
+fn bad_url(url: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::BadUrl {
+        url: redact_url(url),
+        reason: reason.to_string(),
+    }
+}
+
+/// Hides a password in `scheme://user:password@host` before it is shown.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://clarion:s3cret@db:5432/clarion"),
+            "postgres://clarion:***@db:5432/clarion"
+        );
+        assert_eq!(redact_url("sqlite://data/clarion.db"), "sqlite://data/clarion.db");
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_with_the_expected_forms() {
+        let err = sqlite_options("mysql://x").unwrap_err();
+        assert!(err.to_string().contains("expected sqlite://PATH"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+use sea_orm::entity::prelude::*;
+
+/// What an author wrote: body, template, variables. Rendered per channel into targets.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "posts")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    /// Stable identity of a post kept as a file (`content/posts/...`); None for API/CLI posts.
+    #[sea_orm(unique)]
+    pub source_key: Option<String>,
+    pub body: String,
+    pub template: Option<String>,
+    /// Template variables as a JSON object.
+    pub vars: String,
+    pub campaign: Option<String>,
+    pub author: Option<String>,
+    pub scheduled_at_ms: Option<i64>,
+    /// Hash of everything that renders the post: an unchanged file is not rewritten.
+    pub content_hash: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::target::Entity")]
+    Target,
+}
+
+impl Related<super::target::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Target.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

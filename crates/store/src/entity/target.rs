@@ -1,0 +1,55 @@
+use clarion_core::{StatusError, TargetStatus};
+use sea_orm::entity::prelude::*;
+
+/// One post on one channel, with its own status machine and idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "targets")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub post_id: i32,
+    pub channel: String,
+    pub status: String,
+    /// When the author wants it out.
+    pub scheduled_at_ms: Option<i64>,
+    /// Never publish before this: the scheduled time, or a retry's back-off.
+    pub not_before_ms: Option<i64>,
+    pub override_body: Option<String>,
+    /// The exact text validated at schedule time and sent at publish time.
+    pub rendered_text: String,
+    /// Same for every attempt of this target, so a resend can be deduplicated.
+    pub idempotency_key: String,
+    pub attempts: i32,
+    /// While `publishing`: the claim is the worker's until then.
+    pub lease_until_ms: Option<i64>,
+    pub claimed_by: Option<String>,
+    pub platform_post_id: Option<String>,
+    pub platform_url: Option<String>,
+    pub last_error: Option<String>,
+    pub published_at_ms: Option<i64>,
+    pub updated_at_ms: i64,
+}
+
+impl Model {
+    pub fn status(&self) -> Result<TargetStatus, StatusError> {
+        TargetStatus::parse(&self.status)
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::post::Entity",
+        from = "Column::PostId",
+        to = "super::post::Column::Id"
+    )]
+    Post,
+}
+
+impl Related<super::post::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Post.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

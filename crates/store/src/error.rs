@@ -1,0 +1,17 @@
+use clarion_core::StatusError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sea_orm::sqlx::Error),
+    #[error("invalid database URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("post {0} not found")]
+    PostNotFound(i32),
+    #[error("post {id}: {reason}")]
+    Conflict { id: i32, reason: String },
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}

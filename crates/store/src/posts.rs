@@ -1,0 +1,350 @@
+//! Posts and their targets: creating, syncing from files, scheduling, cancelling.
+
+use clarion_core::TargetStatus;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use crate::targets::Enqueue;
+use crate::{StoreError, Store, now_ms, post, publish_attempt, target};
+
+/// A target to create: the text was rendered and validated by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTarget {
+    pub channel: String,
+    pub override_body: Option<String>,
+    pub rendered_text: String,
+}
+
+/// A post to create or sync. `scheduled_at_ms = None` makes a draft.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPost {
+    pub source_key: Option<String>,
+    pub body: String,
+    pub template: Option<String>,
+    pub vars: serde_json::Value,
+    pub campaign: Option<String>,
+    pub author: Option<String>,
+    pub scheduled_at_ms: Option<i64>,
+    pub content_hash: String,
+    pub targets: Vec<NewTarget>,
+}
+
+/// A post with its targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostDetail {
+    pub post: post::Model,
+    pub targets: Vec<target::Model>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub status: Option<TargetStatus>,
+    pub campaign: Option<String>,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// What `content sync` did with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResult {
+    pub post_id: i32,
+    pub outcome: SyncOutcome,
+    /// Targets whose publish job must be (re)queued.
+    pub enqueue: Vec<Enqueue>,
+    /// Channels left alone because their target is already being or been published.
+    pub locked_channels: Vec<String>,
+}
+
+impl Store {
+    /// Creates a post and its targets in one transaction.
+    pub async fn create_post(&self, new: NewPost) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
+        let txn = self.db.begin().await?;
+        let now = now_ms();
+        let post = post_active(&new, now).insert(&txn).await?;
+        let mut targets = Vec::with_capacity(new.targets.len());
+        for t in &new.targets {
+            targets.push(new_target_active(post.id, t, new.scheduled_at_ms, now).insert(&txn).await?);
+        }
+        txn.commit().await?;
+        let enqueue = enqueue_list(&targets);
+        Ok((PostDetail { post, targets }, enqueue))
+    }
+
+    /// Creates or updates the post kept in a file, keyed by `source_key`.
+    /// Syncing the same file twice changes nothing; an edit updates targets
+    /// not yet handed to a platform and leaves the others alone.
+    pub async fn sync_post(&self, new: NewPost) -> Result<SyncResult, StoreError> {
+        let Some(key) = new.source_key.clone() else {
+            let (detail, enqueue) = self.create_post(new).await?;
+            return Ok(created(detail, enqueue));
+        };
+        let existing = post::Entity::find()
+            .filter(post::Column::SourceKey.eq(&key))
+            .one(&self.db)
+            .await?;
+        let Some(existing) = existing else {
+            let (detail, enqueue) = self.create_post(new).await?;
+            return Ok(created(detail, enqueue));
+        };
+        if existing.content_hash == new.content_hash {
+            return Ok(SyncResult {
+                post_id: existing.id,
+                outcome: SyncOutcome::Unchanged,
+                enqueue: Vec::new(),
+                locked_channels: Vec::new(),
+            });
+        }
+
+        let txn = self.db.begin().await?;
+        let now = now_ms();
+        let mut active = post_active(&new, now);
+        active.id = Set(existing.id);
+        active.created_at_ms = Set(existing.created_at_ms);
+        let post = active.update(&txn).await?;
+
+        let current = target::Entity::find()
+            .filter(target::Column::PostId.eq(post.id))
+            .all(&txn)
+            .await?;
+        let mut enqueue = Vec::new();
+        let mut locked_channels = Vec::new();
+        for wanted in &new.targets {
+            match current.iter().find(|t| t.channel == wanted.channel) {
+                None => {
+                    let t = new_target_active(post.id, wanted, new.scheduled_at_ms, now)
+                        .insert(&txn)
+                        .await?;
+                    enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
+                }
+                Some(t) if t.status()?.is_editable() || t.status()? == TargetStatus::Cancelled => {
+                    let mut active: target::ActiveModel = t.clone().into();
+                    active.status = Set(initial_status(new.scheduled_at_ms).as_str().to_owned());
+                    active.scheduled_at_ms = Set(new.scheduled_at_ms);
+                    active.not_before_ms = Set(new.scheduled_at_ms);
+                    active.override_body = Set(wanted.override_body.clone());
+                    active.rendered_text = Set(wanted.rendered_text.clone());
+                    active.last_error = Set(None);
+                    active.updated_at_ms = Set(now);
+                    let t = active.update(&txn).await?;
+                    enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
+                }
+                Some(t) => locked_channels.push(t.channel.clone()),
+            }
+        }
+        // A channel dropped from the file: cancel its target if it has not gone out.
+        for t in current.iter().filter(|t| !new.targets.iter().any(|w| w.channel == t.channel)) {
+            if t.status()?.is_editable() {
+                set_status(&txn, t.id, t.status()?, TargetStatus::Cancelled, now).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(SyncResult {
+            post_id: post.id,
+            outcome: SyncOutcome::Updated,
+            enqueue,
+            locked_channels,
+        })
+    }
+
+    pub async fn post_detail(&self, id: i32) -> Result<PostDetail, StoreError> {
+        let post = post::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::PostNotFound(id))?;
+        let targets = target::Entity::find()
+            .filter(target::Column::PostId.eq(id))
+            .order_by_asc(target::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(PostDetail { post, targets })
+    }
+
+    /// Newest posts first, with their targets.
+    pub async fn list_posts(&self, filter: &PostFilter) -> Result<Vec<PostDetail>, StoreError> {
+        let mut query = post::Entity::find().order_by_desc(post::Column::Id);
+        if let Some(campaign) = &filter.campaign {
+            query = query.filter(post::Column::Campaign.eq(campaign));
+        }
+        if let Some(status) = filter.status {
+            let ids = target::Entity::find()
+                .select_only()
+                .column(target::Column::PostId)
+                .filter(target::Column::Status.eq(status.as_str()));
+            query = query.filter(post::Column::Id.in_subquery(sea_orm::QueryTrait::into_query(ids)));
+        }
+        let posts = query.limit(filter.limit.max(1)).all(&self.db).await?;
+        let ids: Vec<i32> = posts.iter().map(|p| p.id).collect();
+        let mut targets = target::Entity::find()
+            .filter(target::Column::PostId.is_in(ids))
+            .order_by_asc(target::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(posts
+            .into_iter()
+            .map(|post| {
+                let mine = targets.extract_if(.., |t| t.post_id == post.id).collect();
+                PostDetail { post, targets: mine }
+            })
+            .collect())
+    }
+
+    /// Every attempt of the given targets, oldest first.
+    pub async fn attempts(&self, target_ids: Vec<i32>) -> Result<Vec<publish_attempt::Model>, StoreError> {
+        Ok(publish_attempt::Entity::find()
+            .filter(publish_attempt::Column::TargetId.is_in(target_ids))
+            .order_by_asc(publish_attempt::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Cancels every target of the post that has not been handed to a platform.
+    pub async fn cancel_post(&self, id: i32) -> Result<PostDetail, StoreError> {
+        let detail = self.post_detail(id).await?;
+        let now = now_ms();
+        let mut cancelled = 0;
+        for t in &detail.targets {
+            let status = t.status()?;
+            if status.can_become(TargetStatus::Cancelled)
+                && set_status(&self.db, t.id, status, TargetStatus::Cancelled, now).await?
+            {
+                cancelled += 1;
+            }
+        }
+        if cancelled == 0 {
+            return Err(StoreError::Conflict {
+                id,
+                reason: "nothing to cancel: every target is already publishing or final".into(),
+            });
+        }
+        self.post_detail(id).await
+    }
+
+    /// Schedules a draft (or moves a scheduled post) to `at_ms`.
+    pub async fn schedule_post(&self, id: i32, at_ms: i64) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
+        let detail = self.post_detail(id).await?;
+        let txn = self.db.begin().await?;
+        let now = now_ms();
+        let mut moved = 0;
+        for t in &detail.targets {
+            if !t.status()?.is_editable() {
+                continue;
+            }
+            let result = target::Entity::update_many()
+                .col_expr(target::Column::Status, TargetStatus::Scheduled.as_str().into())
+                .col_expr(target::Column::ScheduledAtMs, at_ms.into())
+                .col_expr(target::Column::NotBeforeMs, at_ms.into())
+                .col_expr(target::Column::UpdatedAtMs, now.into())
+                .filter(target::Column::Id.eq(t.id))
+                .filter(target::Column::Status.eq(t.status.clone()))
+                .exec(&txn)
+                .await?;
+            moved += result.rows_affected;
+        }
+        if moved == 0 {
+            return Err(StoreError::Conflict {
+                id,
+                reason: "nothing to schedule: every target is already publishing or final".into(),
+            });
+        }
+        post::Entity::update_many()
+            .col_expr(post::Column::ScheduledAtMs, at_ms.into())
+            .col_expr(post::Column::UpdatedAtMs, now.into())
+            .filter(post::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        let detail = self.post_detail(id).await?;
+        let enqueue = enqueue_list(&detail.targets);
+        Ok((detail, enqueue))
+    }
+}
+
+fn created(detail: PostDetail, enqueue: Vec<Enqueue>) -> SyncResult {
+    SyncResult {
+        post_id: detail.post.id,
+        outcome: SyncOutcome::Created,
+        enqueue,
+        locked_channels: Vec::new(),
+    }
+}
+
+fn initial_status(scheduled_at_ms: Option<i64>) -> TargetStatus {
+    if scheduled_at_ms.is_some() {
+        TargetStatus::Scheduled
+    } else {
+        TargetStatus::Draft
+    }
+}
+
+fn post_active(new: &NewPost, now: i64) -> post::ActiveModel {
+    post::ActiveModel {
+        source_key: Set(new.source_key.clone()),
+        body: Set(new.body.clone()),
+        template: Set(new.template.clone()),
+        vars: Set(new.vars.to_string()),
+        campaign: Set(new.campaign.clone()),
+        author: Set(new.author.clone()),
+        scheduled_at_ms: Set(new.scheduled_at_ms),
+        content_hash: Set(new.content_hash.clone()),
+        created_at_ms: Set(now),
+        updated_at_ms: Set(now),
+        ..Default::default()
+    }
+}
+
+fn new_target_active(post_id: i32, t: &NewTarget, at: Option<i64>, now: i64) -> target::ActiveModel {
+    target::ActiveModel {
+        post_id: Set(post_id),
+        channel: Set(t.channel.clone()),
+        status: Set(initial_status(at).as_str().to_owned()),
+        scheduled_at_ms: Set(at),
+        not_before_ms: Set(at),
+        override_body: Set(t.override_body.clone()),
+        rendered_text: Set(t.rendered_text.clone()),
+        idempotency_key: Set(uuid::Uuid::new_v4().to_string()),
+        attempts: Set(0),
+        updated_at_ms: Set(now),
+        ..Default::default()
+    }
+}
+
+/// The publish jobs a set of targets needs: one per scheduled target.
+fn enqueue_list(targets: &[target::Model]) -> Vec<Enqueue> {
+    targets
+        .iter()
+        .filter(|t| t.status == TargetStatus::Scheduled.as_str())
+        .filter_map(|t| {
+            t.not_before_ms.map(|not_before_ms| Enqueue {
+                target_id: t.id,
+                not_before_ms,
+            })
+        })
+        .collect()
+}
+
+/// Moves a target from `from` to `to` only if it is still in `from`.
+pub(crate) async fn set_status<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    id: i32,
+    from: TargetStatus,
+    to: TargetStatus,
+    now: i64,
+) -> Result<bool, StoreError> {
+    from.transition(to)?;
+    let result = target::Entity::update_many()
+        .col_expr(target::Column::Status, to.as_str().into())
+        .col_expr(target::Column::UpdatedAtMs, now.into())
+        .filter(target::Column::Id.eq(id))
+        .filter(target::Column::Status.eq(from.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
