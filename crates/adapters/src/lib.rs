@@ -1,1 +1,36 @@
+//! Channel adapters. Each platform is one module with one factory, listed
+//! once in [`builtin_factories`]; the scheduler only ever sees
+//! `dyn ChannelAdapter`.
+//!
+//! Invariants: adapters never touch the database or the queue, never retry
+//! on their own (the scheduler owns retries), and never put a credential in
+//! an error message.
 
+mod file;
+pub mod http;
+mod stdout;
+mod webhook;
+
+use clarion_core::AdapterFactory;
+
+pub use file::FileAdapter;
+pub use stdout::StdoutAdapter;
+pub use webhook::{WebhookAdapter, WebhookFormat};
+
+/// Every platform Clarion can publish to. Adding one is a line here.
+pub fn builtin_factories(client: reqwest::Client) -> Vec<Box<dyn AdapterFactory>> {
+    vec![
+        Box::new(webhook::Factory::new(client)),
+        Box::new(stdout::Factory),
+        Box::new(file::Factory),
+    ]
+}
+
+/// The HTTP client every adapter shares (one connection pool per process).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap_or_default()
+}

@@ -1,0 +1,245 @@
+//! `webhook`: POSTs a JSON body to a URL with an `Idempotency-Key` header.
+//! Covers Slack/Discord-style incoming webhooks and any automation tool.
+//!
+//! ```toml
+//! [[channels]]
+//! name = "team-webhook"
+//! kind = "webhook"
+//! url = "http://127.0.0.1:8787/hook"        # or: url_secret = { env = "SLACK_WEBHOOK_URL" }
+//! format = "clarion"                        # clarion | slack | discord
+//! idempotent = true                         # the receiver deduplicates on Idempotency-Key
+//! timeout_secs = 10
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clarion_core::{
+    AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
+    Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
+    Secret, SecretRef,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{classify_status, classify_transport};
+
+/// The JSON shape the receiver expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Clarion's own body: ids, text, campaign, idempotency key.
+    #[default]
+    Clarion,
+    /// Slack incoming webhook: `{"text": ...}`.
+    Slack,
+    /// Discord incoming webhook: `{"content": ...}` (2000 characters).
+    Discord,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    url: Option<String>,
+    url_secret: Option<SecretRef>,
+    bearer_token: Option<SecretRef>,
+    #[serde(default)]
+    format: WebhookFormat,
+    #[serde(default = "default_true")]
+    idempotent: bool,
+    #[serde(default = "default_timeout")]
+    timeout_secs: f64,
+    max_length: Option<usize>,
+    markup: Option<Markup>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_timeout() -> f64 {
+    10.0
+}
+
+#[derive(Debug)]
+pub struct WebhookAdapter {
+    client: reqwest::Client,
+    url: Secret,
+    bearer_token: Option<Secret>,
+    format: WebhookFormat,
+    idempotent: bool,
+    timeout: Duration,
+    rule: LengthRule,
+    markup: Markup,
+    headers: BTreeMap<String, String>,
+}
+
+pub(crate) struct Factory {
+    client: reqwest::Client,
+}
+
+impl Factory {
+    pub(crate) fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl AdapterFactory for Factory {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn build(&self, config: &ChannelConfig) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+        let s: Settings = config.settings()?;
+        let what = |field: &str| format!("channel `{}` {field}", config.name);
+        let url = match (s.url, s.url_secret) {
+            (Some(url), None) => Secret::new(url),
+            (None, Some(secret)) => secret.resolve(&what("url_secret"))?,
+            _ => {
+                return Err(ConfigError::new(format!(
+                    "{}: give exactly one of `url` or `url_secret`",
+                    what("(webhook)")
+                )));
+            }
+        };
+        let parsed = reqwest::Url::parse(url.expose())
+            .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("url"))))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::new(format!("{}: must be http or https", what("url"))));
+        }
+        if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
+            return Err(ConfigError::new(format!(
+                "{}: must be between 0 and 300 seconds",
+                what("timeout_secs")
+            )));
+        }
+        let default_max = match s.format {
+            WebhookFormat::Discord => 2000,
+            WebhookFormat::Slack => 40_000,
+            WebhookFormat::Clarion => 100_000,
+        };
+        let bearer_token = s
+            .bearer_token
+            .map(|r| r.resolve(&what("bearer_token")))
+            .transpose()?;
+        Ok(Arc::new(WebhookAdapter {
+            client: self.client.clone(),
+            url,
+            bearer_token,
+            format: s.format,
+            idempotent: s.idempotent,
+            timeout: Duration::from_secs_f64(s.timeout_secs),
+            rule: LengthRule::new(s.max_length.unwrap_or(default_max), LengthUnit::Chars),
+            markup: s.markup.unwrap_or(Markup::Markdown),
+            headers: s.headers,
+        }))
+    }
+}
+
+impl WebhookAdapter {
+    fn body(&self, request: &PublishRequest<'_>) -> serde_json::Value {
+        match self.format {
+            WebhookFormat::Clarion => json!({
+                "post_id": request.post_id,
+                "target_id": request.target_id,
+                "idempotency_key": request.idempotency_key,
+                "text": request.post.text,
+                "campaign": request.post.campaign,
+                "reply_to": request.reply_to,
+            }),
+            WebhookFormat::Slack => json!({ "text": request.post.text }),
+            WebhookFormat::Discord => json!({ "content": request.post.text }),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .client
+            .request(method, self.url.expose())
+            .timeout(self.timeout);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(token) = &self.bearer_token {
+            builder = builder.bearer_auth(token.expose());
+        }
+        builder
+    }
+}
+
+#[async_trait]
+impl ChannelAdapter for WebhookAdapter {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn length_rule(&self) -> LengthRule {
+        self.rule
+    }
+
+    fn markup(&self) -> Markup {
+        self.markup
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        if self.idempotent {
+            Idempotency::Honoured
+        } else {
+            Idempotency::None
+        }
+    }
+
+    async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
+        let response = self
+            .request(reqwest::Method::POST)
+            .header("Idempotency-Key", request.idempotency_key)
+            .json(&self.body(&request))
+            .send()
+            .await
+            .map_err(classify_transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(classify_transport)?;
+        if !status.is_success() {
+            return Err(classify_status(status, &headers, &body));
+        }
+        // Receivers that answer with JSON (Discord's `?wait=true`, automation
+        // tools) give us an id and sometimes a URL; plain "ok" is fine too.
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let field = |k: &str| {
+            value.get(k).and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        Ok(PublishReceipt {
+            platform_post_id: field("id"),
+            url: field("url"),
+        })
+    }
+
+    async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        // Webhooks have no "who am I": any HTTP answer proves the URL is
+        // reachable without posting anything.
+        let response = self
+            .request(reqwest::Method::HEAD)
+            .send()
+            .await
+            .map_err(classify_transport)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("webhook answered HTTP {}: it no longer exists", status.as_u16()),
+            ));
+        }
+        Ok(ChannelCheck {
+            detail: format!("reachable (HEAD answered HTTP {})", status.as_u16()),
+        })
+    }
+}
