@@ -1,1 +1,20 @@
+//! Clarion's content: per-channel rendering of posts with handlebars, and the
+//! "content as code" post files (`content/posts/**/*.md`).
+//!
+//! Invariants: this crate never touches the network, the database or the
+//! clock. Rendering is a pure function of the post, the templates and the
+//! channel, so a plan made ahead of time is exactly what gets published.
 
+mod error;
+mod files;
+mod helpers;
+mod library;
+mod markdown;
+mod plan;
+mod post;
+
+pub use error::ContentError;
+pub use library::{ChannelInfo, ContentLibrary, PostSource};
+pub use markdown::{to_html as markdown_to_html, to_plain as markdown_to_plain};
+pub use plan::{PlannedTarget, plan_file, render_targets};
+pub use post::{PostFile, load_post_dir, parse_post_file};

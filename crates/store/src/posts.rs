@@ -154,6 +154,15 @@ impl Store {
         })
     }
 
+    /// The content hash of the post synced from `source_key`, if any.
+    pub async fn source_hash(&self, source_key: &str) -> Result<Option<String>, StoreError> {
+        Ok(post::Entity::find()
+            .filter(post::Column::SourceKey.eq(source_key))
+            .one(&self.db)
+            .await?
+            .map(|p| p.content_hash))
+    }
+
     pub async fn post_detail(&self, id: i32) -> Result<PostDetail, StoreError> {
         let post = post::Entity::find_by_id(id)
             .one(&self.db)

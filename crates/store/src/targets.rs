@@ -8,13 +8,20 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-use crate::{Store, StoreError, now_ms, publish_attempt, target};
+use crate::{Store, StoreError, now_ms, post, publish_attempt, target};
 
 /// One publish job to queue: look at `target_id`, not before `not_before_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Enqueue {
     pub target_id: i32,
     pub not_before_ms: i64,
+}
+
+/// A target this worker now owns, with the post it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub target: target::Model,
+    pub post: post::Model,
 }
 
 /// Where a claimed target goes after its attempt.
@@ -65,7 +72,7 @@ impl Store {
         not_before_ms: i64,
         worker: &str,
         lease_until_ms: i64,
-    ) -> Result<Option<target::Model>, StoreError> {
+    ) -> Result<Option<Claimed>, StoreError> {
         let result = target::Entity::update_many()
             .col_expr(target::Column::Status, TargetStatus::Publishing.as_str().into())
             .col_expr(target::Column::Attempts, Expr::col(target::Column::Attempts).add(1))
@@ -88,7 +95,7 @@ impl Store {
         now: i64,
         worker: &str,
         lease_until_ms: i64,
-    ) -> Result<Option<target::Model>, StoreError> {
+    ) -> Result<Option<Claimed>, StoreError> {
         let result = target::Entity::update_many()
             .col_expr(target::Column::Attempts, Expr::col(target::Column::Attempts).add(1))
             .col_expr(target::Column::ClaimedBy, worker.into())
@@ -102,8 +109,15 @@ impl Store {
         self.claimed(id, result.rows_affected).await
     }
 
-    async fn claimed(&self, id: i32, rows: u64) -> Result<Option<target::Model>, StoreError> {
-        if rows == 1 { self.target(id).await } else { Ok(None) }
+    async fn claimed(&self, id: i32, rows: u64) -> Result<Option<Claimed>, StoreError> {
+        if rows != 1 {
+            return Ok(None);
+        }
+        let found = target::Entity::find_by_id(id)
+            .find_also_related(post::Entity)
+            .one(&self.db)
+            .await?;
+        Ok(found.and_then(|(target, post)| post.map(|post| Claimed { target, post })))
     }
 
     /// Records an attempt and moves the claimed target on, in one
@@ -171,6 +185,20 @@ impl Store {
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
             .filter(target::Column::NotBeforeMs.eq(not_before_ms))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Moves a scheduled target's not-before time (a paused channel), if
+    /// it is still scheduled for `from_ms`.
+    pub async fn defer(&self, id: i32, from_ms: i64, to_ms: i64) -> Result<bool, StoreError> {
+        let result = target::Entity::update_many()
+            .col_expr(target::Column::NotBeforeMs, to_ms.into())
+            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
+            .filter(target::Column::Id.eq(id))
+            .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
+            .filter(target::Column::NotBeforeMs.eq(from_ms))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)

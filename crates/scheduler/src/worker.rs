@@ -1,0 +1,342 @@
+//! The publish worker: what happens when a target's job comes up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use clarion_core::{
+    AdapterRegistry, ChannelAdapter, ErrorClass, OutboundPost, PublishError, PublishRequest,
+    TargetStatus,
+};
+use clarion_store::{AttemptRecord, Claim, Claimed, Enqueue, Store, now_ms, target};
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::pauses::ChannelPauses;
+use crate::retry::after_failure;
+use crate::sweeper::Health;
+use crate::{PublishQueue, SchedulerConfig, SchedulerError};
+
+/// A job further ahead than this is put back instead of waited for in memory.
+const MAX_IN_MEMORY_WAIT_MS: i64 = 5_000;
+
+/// Everything a worker needs, shared by all its jobs.
+#[derive(Debug)]
+pub struct Runtime {
+    pub store: Store,
+    pub queue: PublishQueue,
+    pub registry: Arc<AdapterRegistry>,
+    pub config: SchedulerConfig,
+    /// Unique per process: claims and attempts say who made them.
+    pub worker_id: String,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pauses: ChannelPauses,
+}
+
+impl Runtime {
+    pub fn new(
+        store: Store,
+        queue: PublishQueue,
+        registry: Arc<AdapterRegistry>,
+        config: SchedulerConfig,
+        worker_id: String,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            registry,
+            config,
+            worker_id,
+            metrics: Arc::default(),
+            health: Arc::default(),
+            pauses: ChannelPauses::default(),
+        }
+    }
+
+    /// Handles one job. Safe to call any number of times for the same job:
+    /// only the worker whose conditional claim succeeds publishes.
+    pub async fn process(&self, job: Enqueue) -> Result<(), SchedulerError> {
+        let Some(target) = self.store.target(job.target_id).await? else {
+            return Ok(());
+        };
+        match target.status()? {
+            TargetStatus::Scheduled if target.not_before_ms == Some(job.not_before_ms) => {
+                self.publish_when_due(target, job).await
+            }
+            TargetStatus::Publishing if target.lease_until_ms.is_some_and(|l| l < now_ms()) => {
+                self.recover(target).await
+            }
+            // Stale job (rescheduled, cancelled, done, or claimed by a live worker).
+            _ => Ok(()),
+        }
+    }
+
+    async fn publish_when_due(&self, target: target::Model, job: Enqueue) -> Result<(), SchedulerError> {
+        // Never early: apalis may hand the job over up to a second before its time.
+        let wait = job.not_before_ms - now_ms();
+        if wait > MAX_IN_MEMORY_WAIT_MS {
+            return self.queue.enqueue(&[job]).await;
+        }
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        while now_ms() < job.not_before_ms {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        let scheduled = target.scheduled_at_ms.unwrap_or(job.not_before_ms);
+        let late_ms = now_ms() - scheduled;
+        let grace_ms = self.config.grace_period().as_millis() as i64;
+        if target.attempts == 0 && late_ms > grace_ms {
+            let reason = format!(
+                "missed: due at {}, Clarion was not running until {} late, beyond the {} grace period",
+                format_ms(scheduled),
+                human_duration(late_ms),
+                human_duration(grace_ms),
+            );
+            if self.store.fail_unclaimed(target.id, job.not_before_ms, &reason).await? {
+                warn!(target_id = target.id, channel = %target.channel, %reason, "target missed");
+                Metrics::inc(&self.metrics.missed);
+            }
+            return Ok(());
+        }
+        let Some(adapter) = self.registry.get(&target.channel).cloned() else {
+            let reason = format!("channel `{}` is not configured in this Clarion", target.channel);
+            if self.store.fail_unclaimed(target.id, job.not_before_ms, &reason).await? {
+                Metrics::inc(&self.metrics.failed);
+            }
+            return Ok(());
+        };
+        if let Some(pause) = self.pauses.remaining(&target.channel) {
+            // The platform already told us to wait: don't spend an attempt on a sure 429.
+            let not_before_ms = now_ms() + pause.as_millis() as i64;
+            debug!(target_id = target.id, ?pause, "channel paused; deferring");
+            return self.defer(target.id, job, not_before_ms).await;
+        }
+        let lease_until = now_ms() + self.config.lease().as_millis() as i64;
+        match self.store.claim(target.id, job.not_before_ms, &self.worker_id, lease_until).await? {
+            Some(claimed) => self.attempt(claimed, adapter.as_ref()).await,
+            None => Ok(()), // another worker got it first
+        }
+    }
+
+    /// Moves a not-yet-claimed target's time on (channel paused).
+    async fn defer(&self, target_id: i32, job: Enqueue, not_before_ms: i64) -> Result<(), SchedulerError> {
+        if self.store.defer(target_id, job.not_before_ms, not_before_ms).await? {
+            self.queue.enqueue(&[Enqueue { target_id, not_before_ms }]).await?;
+        }
+        Ok(())
+    }
+
+    /// One publish call for a target this worker has claimed.
+    async fn attempt(&self, claimed: Claimed, adapter: &dyn ChannelAdapter) -> Result<(), SchedulerError> {
+        let Claimed { target, post } = claimed;
+        let outbound = OutboundPost {
+            text: target.rendered_text.clone(),
+            campaign: post.campaign.clone(),
+        };
+        let request = PublishRequest {
+            post: &outbound,
+            idempotency_key: &target.idempotency_key,
+            reply_to: None,
+            post_id: i64::from(post.id),
+            target_id: i64::from(target.id),
+        };
+        let started = now_ms();
+        let timeout = self.config.publish_timeout();
+        let result = tokio::time::timeout(timeout, adapter.publish(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PublishError::new(
+                    ErrorClass::OutcomeUnknown,
+                    format!("no answer within {}s", timeout.as_secs()),
+                ))
+            });
+        let finished = now_ms();
+        let mut record = AttemptRecord {
+            target_id: target.id,
+            attempt_no: target.attempts,
+            worker: self.worker_id.clone(),
+            started_at_ms: started,
+            finished_at_ms: finished,
+            outcome: "published".into(),
+            http_status: None,
+            retry_after_ms: None,
+            platform_post_id: None,
+            message: None,
+        };
+        let next = match result {
+            Ok(receipt) => {
+                record.platform_post_id = receipt.platform_post_id.clone();
+                Claim::Published {
+                    platform_post_id: receipt.platform_post_id,
+                    url: receipt.url,
+                }
+            }
+            Err(error) => {
+                record.outcome = error.class.as_str().into();
+                record.http_status = error.status.map(i32::from);
+                record.retry_after_ms = error.retry_after.map(|d| d.as_millis() as i64);
+                record.message = Some(error.message.clone());
+                if error.class == ErrorClass::RateLimited {
+                    if let Some(wait) = error.retry_after {
+                        self.pauses.pause(&target.channel, wait);
+                    }
+                }
+                after_failure(&self.config, &error, adapter.idempotency(), target.attempts, finished)
+            }
+        };
+        let applied = self.store.finish_attempt(record, next.clone()).await?;
+        if !applied {
+            warn!(target_id = target.id, "claim was taken over while publishing; result recorded on the attempt only");
+            return Ok(());
+        }
+        self.report(&target, &next, finished);
+        if let Claim::Retry { not_before_ms, .. } = next {
+            self.queue.enqueue(&[Enqueue { target_id: target.id, not_before_ms }]).await?;
+        }
+        Ok(())
+    }
+
+    fn report(&self, target: &target::Model, next: &Claim, finished: i64) {
+        let (id, channel) = (target.id, target.channel.as_str());
+        match next {
+            Claim::Published { platform_post_id, .. } => {
+                let scheduled = target.scheduled_at_ms.unwrap_or(finished);
+                self.metrics.observe_lateness(finished - scheduled);
+                Metrics::inc(&self.metrics.published);
+                debug!(target_id = id, channel, platform_post_id, lateness_ms = finished - scheduled, "published");
+            }
+            Claim::Retry { not_before_ms, error } => {
+                Metrics::inc(&self.metrics.retried);
+                info!(target_id = id, channel, retry_in_ms = not_before_ms - finished, %error, "will retry");
+            }
+            Claim::Failed { error } => {
+                Metrics::inc(&self.metrics.failed);
+                warn!(target_id = id, channel, %error, "publish failed");
+            }
+            Claim::OutcomeUnknown { error } => {
+                Metrics::inc(&self.metrics.outcome_unknown);
+                warn!(target_id = id, channel, %error, "outcome unknown; not resending");
+            }
+        }
+    }
+
+    /// A worker stopped while publishing this target (its lease ran out).
+    /// Resend with the same key where the platform deduplicates; otherwise
+    /// report the target as `outcome_unknown` instead of risking a duplicate.
+    pub async fn recover(&self, target: target::Model) -> Result<(), SchedulerError> {
+        let now = now_ms();
+        let lease_until = now + self.config.lease().as_millis() as i64;
+        let previous_worker = target.claimed_by.clone().unwrap_or_default();
+        let Some(claimed) = self.store.reclaim_expired(target.id, now, &self.worker_id, lease_until).await? else {
+            return Ok(());
+        };
+        Metrics::inc(&self.metrics.recovered);
+        let adapter = self.registry.get(&claimed.target.channel).cloned();
+        match adapter {
+            Some(adapter) if adapter.idempotency() == clarion_core::Idempotency::Honoured => {
+                info!(target_id = target.id, previous_worker, "resending with the same idempotency key after a stopped worker");
+                self.attempt(claimed, adapter.as_ref()).await
+            }
+            _ => {
+                let error = format!(
+                    "worker {previous_worker} stopped while publishing; the channel cannot deduplicate \
+                     a resend, so Clarion will not post again on its own: check the channel"
+                );
+                let record = AttemptRecord {
+                    target_id: target.id,
+                    attempt_no: claimed.target.attempts,
+                    worker: self.worker_id.clone(),
+                    started_at_ms: now,
+                    finished_at_ms: now,
+                    outcome: ErrorClass::OutcomeUnknown.as_str().into(),
+                    http_status: None,
+                    retry_after_ms: None,
+                    platform_post_id: None,
+                    message: Some(error.clone()),
+                };
+                let next = Claim::OutcomeUnknown { error };
+                if self.store.finish_attempt(record, next.clone()).await? {
+                    self.report(&claimed.target, &next, now);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// apalis entry point.
+async fn handle(job: Enqueue, runtime: Data<Arc<Runtime>>) -> Result<(), BoxDynError> {
+    runtime.process(job).await.map_err(|e| {
+        warn!(target_id = job.target_id, error = %e, "publish job failed; apalis will retry it");
+        Box::new(e) as BoxDynError
+    })
+}
+
+/// Runs the apalis workers and the sweeper until `shutdown` resolves.
+pub async fn run_workers(
+    runtime: Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SchedulerError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(crate::sweeper::run(runtime.clone(), stop_rx.clone()));
+    let mut workers = Vec::new();
+    for n in 0..runtime.config.workers.max(1) {
+        let name = format!("{}-{n}", runtime.worker_id);
+        let mut stop = stop_rx.clone();
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        let poll = Duration::from_millis(runtime.config.poll_interval_ms.max(10));
+        let concurrency = runtime.config.concurrency.max(1);
+        let data = runtime.clone();
+        workers.push(match &runtime.queue {
+            PublishQueue::Sqlite(storage) => tokio::spawn(
+                WorkerBuilder::new(name)
+                    .backend(storage.clone().poll_with_interval(poll))
+                    .concurrency(concurrency)
+                    .data(data)
+                    .build(handle)
+                    .run_until(signal),
+            ),
+            PublishQueue::Postgres(storage) => tokio::spawn(
+                WorkerBuilder::new(name)
+                    .backend(storage.clone().poll_with_interval(poll))
+                    .concurrency(concurrency)
+                    .data(data)
+                    .build(handle)
+                    .run_until(signal),
+            ),
+        });
+    }
+    shutdown.await;
+    info!("shutting down: finishing publishes in flight");
+    let _ = stop_tx.send(true);
+    for worker in workers {
+        match worker.await {
+            Ok(Err(e)) => warn!(error = %e, "worker stopped with an error"),
+            Err(e) => warn!(error = %e, "worker task panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let _ = sweeper.await;
+    Ok(())
+}
+
+pub(crate) fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub(crate) fn human_duration(ms: i64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
