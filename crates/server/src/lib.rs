@@ -1,1 +1,68 @@
+//! Clarion's HTTP server: `/healthz`, `/readyz`, `/metrics` and the JSON API
+//! under `/api/v1`. One file per API action under `api/`.
+//!
+//! Invariants: handlers never talk to a platform or the queue directly;
+//! every write goes through `PostService`, which validates before storing.
 
+mod api;
+mod error;
+mod health;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use clarion_core::Secret;
+use clarion_scheduler::{Health, Metrics, PostService, SchedulerConfig};
+use serde::Deserialize;
+
+pub use error::ApiError;
+pub use view::{AttemptView, PostView, TargetView, format_time};
+
+/// `[server]` in clarion.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address `clarion run` listens on.
+    pub bind: String,
+    /// Where the API bearer token comes from (never the config file itself).
+    pub api_token: clarion_core::SecretRef,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            api_token: clarion_core::SecretRef::env("CLARION_API_TOKEN"),
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub service: PostService,
+    pub metrics: Arc<Metrics>,
+    /// None when no scheduler runs in this process (then `/readyz` skips the loop check).
+    pub health: Option<Arc<Health>>,
+    pub scheduler: SchedulerConfig,
+    /// None: the API answers 503 and says how to enable it.
+    pub api_token: Option<Secret>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/posts", post(api::create_post::handler).get(api::list_posts::handler))
+        .route("/posts/{id}", get(api::show_post::handler))
+        .route("/posts/{id}/schedule", post(api::schedule_post::handler))
+        .route("/posts/{id}/cancel", post(api::cancel_post::handler))
+        .route("/queue", get(api::queue_status::handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), api::auth::require_token));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}

@@ -276,6 +276,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records the configured channels (non-secret settings only), so the
+    /// database can answer which channels exist and since when.
+    pub async fn upsert_channels(&self, channels: &[(String, String, String)]) -> Result<(), StoreError> {
+        use crate::channel;
+        let now = now_ms();
+        for (name, kind, settings) in channels {
+            let existing = channel::Entity::find()
+                .filter(channel::Column::Name.eq(name))
+                .one(&self.db)
+                .await?;
+            match existing {
+                Some(c) if &c.kind == kind && &c.settings == settings => {}
+                Some(c) => {
+                    let mut active: channel::ActiveModel = c.into();
+                    active.kind = Set(kind.clone());
+                    active.settings = Set(settings.clone());
+                    active.updated_at_ms = Set(now);
+                    active.update(&self.db).await?;
+                }
+                None => {
+                    channel::ActiveModel {
+                        name: Set(name.clone()),
+                        kind: Set(kind.clone()),
+                        settings: Set(settings.clone()),
+                        created_at_ms: Set(now),
+                        updated_at_ms: Set(now),
+                        ..Default::default()
+                    }
+                    .insert(&self.db)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn created(detail: PostDetail, enqueue: Vec<Enqueue>) -> SyncResult {
     SyncResult {
         post_id: detail.post.id,

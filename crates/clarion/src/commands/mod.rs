@@ -1,0 +1,33 @@
+//! One module per top-level command.
+
+pub mod bench;
+pub mod channels;
+pub mod content;
+pub mod post;
+pub mod queue;
+pub mod run;
+
+use crate::Command;
+use crate::app::App;
+use crate::config::Config;
+
+pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => run::run(args, config).await,
+        Command::Migrate => {
+            let app = App::open(config).await?;
+            println!("database is up to date ({})", if app.store.is_postgres() { "PostgreSQL" } else { "SQLite" });
+            Ok(())
+        }
+        Command::Post(cmd) => post::run(cmd, App::open(config).await?).await,
+        Command::Content(cmd) => content::run(cmd, config).await,
+        Command::Queue(cmd) => queue::run(cmd, App::open(config).await?).await,
+        Command::Channels(cmd) => channels::run(cmd, config).await,
+        Command::Bench(cmd) => bench::run(cmd, config).await,
+    }
+}
+
+/// Turns a multi-line service error into one line per problem.
+pub fn service_error(e: clarion_scheduler::ServiceError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}

@@ -1,0 +1,92 @@
+//! `clarion run`: HTTP server + publish workers in one process.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clarion_scheduler::{Runtime, run_workers};
+use clarion_server::{AppState, router};
+use tracing::{info, warn};
+
+use crate::app::{App, worker_id};
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen address, overriding [server] bind.
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    let app = App::open(config).await?;
+    let bind = args.bind.unwrap_or_else(|| app.config.server.bind.clone());
+    let api_token = match app.config.server.api_token.resolve("API token") {
+        Ok(token) => Some(token),
+        Err(e) => {
+            warn!("HTTP API disabled ({e}); health and metrics endpoints still answer");
+            None
+        }
+    };
+    let runtime = Arc::new(Runtime::new(
+        app.store.clone(),
+        app.queue.clone(),
+        app.registry.clone(),
+        app.config.scheduler.clone(),
+        worker_id(),
+    ));
+    let state = AppState {
+        service: app.service.clone(),
+        metrics: runtime.metrics.clone(),
+        health: Some(runtime.health.clone()),
+        scheduler: app.config.scheduler.clone(),
+        api_token,
+    };
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    info!(
+        addr = %listener.local_addr()?,
+        worker = %runtime.worker_id,
+        database = if app.store.is_postgres() { "postgres" } else { "sqlite" },
+        channels = app.registry.names().count(),
+        "clarion is running"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut http_stop = stop_rx.clone();
+    let mut worker_stop = stop_rx;
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let workers = run_workers(runtime, async move {
+        let _ = worker_stop.wait_for(|s| *s).await;
+    });
+    let (served, worked) = tokio::join!(server, workers);
+    served.context("HTTP server")?;
+    worked.context("publish workers")?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,80 @@
+//! `/healthz` (the process answers), `/readyz` (it is doing its job: the
+//! database answers, the scheduler loop runs, no due post is stuck) and
+//! `/metrics`. A stuck queue must turn readiness red, never stay green.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::Json;
+use clarion_store::now_ms;
+use serde_json::json;
+
+use crate::AppState;
+use crate::view::format_time;
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let reasons = not_ready_reasons(&state).await;
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(json!({ "ready": true })))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reasons": reasons })))
+    }
+}
+
+async fn not_ready_reasons(state: &AppState) -> Vec<String> {
+    let store = state.service.store();
+    if let Err(e) = store.ping().await {
+        return vec![format!("database unreachable: {e}")];
+    }
+    let mut reasons = Vec::new();
+    let now = now_ms();
+    if let Some(health) = &state.health {
+        let allowed_ms = (state.scheduler.sweep_interval_secs.max(1) * 3 + 10) as i64 * 1000;
+        let last = health.last_sweep_ms();
+        if last == 0 || now - last > allowed_ms {
+            reasons.push(format!(
+                "the scheduler loop has not completed a pass in the last {}s",
+                allowed_ms / 1000
+            ));
+        }
+    }
+    let stuck_ms = state.scheduler.stuck_after_secs as i64 * 1000;
+    match store.overdue(now - stuck_ms, 1).await {
+        Ok(stuck) => {
+            if let Some(t) = stuck.first() {
+                let due = t.not_before_ms.unwrap_or(now);
+                reasons.push(format!(
+                    "queue stuck: target {} (post {}, channel `{}`) was due at {}, {}s ago, and has not been picked up",
+                    t.id,
+                    t.post_id,
+                    t.channel,
+                    format_time(due).unwrap_or_default(),
+                    (now - due) / 1000
+                ));
+            }
+        }
+        Err(e) => reasons.push(format!("could not read the queue: {e}")),
+    }
+    reasons
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut extra = String::new();
+    let name = "clarion_targets";
+    let _ = writeln!(extra, "# HELP {name} Targets by status.\n# TYPE {name} gauge");
+    if let Ok(counts) = state.service.store().status_counts().await {
+        for c in counts {
+            let _ = writeln!(extra, "{name}{{status=\"{}\"}} {}", c.status, c.count);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&extra),
+    )
+}
