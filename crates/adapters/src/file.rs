@@ -87,7 +87,10 @@ impl ChannelAdapter for FileAdapter {
         let already = existing.lines().any(|line| {
             serde_json::from_str::<serde_json::Value>(line)
                 .ok()
-                .and_then(|v| v.get("idempotency_key").and_then(|k| k.as_str().map(str::to_owned)))
+                .and_then(|v| {
+                    v.get("idempotency_key")
+                        .and_then(|k| k.as_str().map(str::to_owned))
+                })
                 .as_deref()
                 == Some(request.idempotency_key)
         });
@@ -95,7 +98,9 @@ impl ChannelAdapter for FileAdapter {
             return Ok(receipt);
         }
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| io_error(parent, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error(parent, e))?;
         }
         let mut line = serde_json::json!({
             "idempotency_key": request.idempotency_key,
@@ -113,8 +118,12 @@ impl ChannelAdapter for FileAdapter {
             .open(&self.path)
             .await
             .map_err(|e| io_error(&self.path, e))?;
-        file.write_all(line.as_bytes()).await.map_err(|e| io_error(&self.path, e))?;
-        file.sync_data().await.map_err(|e| io_error(&self.path, e))?;
+        file.write_all(line.as_bytes())
+            .await
+            .map_err(|e| io_error(&self.path, e))?;
+        file.sync_data()
+            .await
+            .map_err(|e| io_error(&self.path, e))?;
         Ok(receipt)
     }
 
@@ -139,7 +148,10 @@ mod tests {
         }))
         .unwrap();
         let adapter = Factory.build(&config).unwrap();
-        let post = OutboundPost { text: "hello".into(), campaign: None };
+        let post = OutboundPost {
+            text: "hello".into(),
+            campaign: None,
+        };
         for key in ["k1", "k1", "k2"] {
             let request = PublishRequest {
                 post: &post,
@@ -154,7 +166,9 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let keys: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["idempotency_key"].to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["idempotency_key"].to_string()
+            })
             .collect();
         assert_eq!(keys, vec!["\"k1\"", "\"k2\""]);
     }

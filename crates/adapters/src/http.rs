@@ -18,7 +18,10 @@ pub fn classify_transport(error: reqwest::Error) -> PublishError {
     let timeout = error.is_timeout();
     let message = error.without_url().to_string();
     if connect {
-        PublishError::new(ErrorClass::Transient, format!("could not connect: {message}"))
+        PublishError::new(
+            ErrorClass::Transient,
+            format!("could not connect: {message}"),
+        )
     } else if timeout {
         PublishError::new(
             ErrorClass::OutcomeUnknown,
@@ -57,11 +60,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The platform's own words: a JSON `message`/`error`/`description`/`detail`
 /// field when there is one, else the start of the body.
 fn platform_message(status: StatusCode, body: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
-        ["message", "error_description", "error", "description", "detail"]
+    let from_json = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            [
+                "message",
+                "error_description",
+                "error",
+                "description",
+                "detail",
+            ]
             .iter()
             .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_owned))
-    });
+        });
     let text = from_json.unwrap_or_else(|| body.trim().to_owned());
     let mut text: String = text.chars().take(MAX_MESSAGE).collect();
     if text.is_empty() {
@@ -94,10 +105,16 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(retry_after(&headers("2")), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&headers("1.5")), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&headers("1.5")),
+            Some(Duration::from_millis(1500))
+        );
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         let wait = retry_after(&headers(&soon)).unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         assert_eq!(retry_after(&headers("soon")), None);
     }
 
@@ -108,7 +125,10 @@ mod tests {
             &HeaderMap::new(),
             r#"{"error":"Validation failed: Text character limit of 500 exceeded"}"#,
         );
-        assert_eq!(e.message, "HTTP 422: Validation failed: Text character limit of 500 exceeded");
+        assert_eq!(
+            e.message,
+            "HTTP 422: Validation failed: Text character limit of 500 exceeded"
+        );
         let e = classify_status(StatusCode::BAD_GATEWAY, &HeaderMap::new(), "");
         assert_eq!(e.message, "HTTP 502: Bad Gateway");
     }

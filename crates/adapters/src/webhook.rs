@@ -109,7 +109,10 @@ impl AdapterFactory for Factory {
         let parsed = reqwest::Url::parse(url.expose())
             .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("url"))))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::new(format!("{}: must be http or https", what("url"))));
+            return Err(ConfigError::new(format!(
+                "{}: must be http or https",
+                what("url")
+            )));
         }
         if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
             return Err(ConfigError::new(format!(
@@ -235,7 +238,10 @@ impl ChannelAdapter for WebhookAdapter {
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Err(PublishError::new(
                 ErrorClass::Permanent,
-                format!("webhook answered HTTP {}: it no longer exists", status.as_u16()),
+                format!(
+                    "webhook answered HTTP {}: it no longer exists",
+                    status.as_u16()
+                ),
             ));
         }
         Ok(ChannelCheck {

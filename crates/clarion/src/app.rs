@@ -24,7 +24,8 @@ impl App {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let registry = Arc::new(build_registry(&config)?);
         let library = Arc::new(
-            ContentLibrary::load(&config.content_dir.join("templates")).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ContentLibrary::load(&config.content_dir.join("templates"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
         let store = Store::connect(&config.database_url, config.max_connections)
             .await
@@ -38,12 +39,24 @@ impl App {
                 &config
                     .channels
                     .iter()
-                    .map(|c| (c.name.clone(), c.kind.clone(), serde_json::Value::Object(c.settings.clone()).to_string()))
+                    .map(|c| {
+                        (
+                            c.name.clone(),
+                            c.kind.clone(),
+                            serde_json::Value::Object(c.settings.clone()).to_string(),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             )
             .await?;
         let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library);
-        Ok(Self { config, store, registry, queue, service })
+        Ok(Self {
+            config,
+            store,
+            registry,
+            queue,
+            service,
+        })
     }
 }
 

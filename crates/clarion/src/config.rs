@@ -50,7 +50,10 @@ pub enum LogFormat {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Pretty, level: "info".into() }
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
     }
 }
 
@@ -68,7 +71,14 @@ fn default_content_dir() -> PathBuf {
 
 /// Top-level keys an env override may address; other `CLARION_*` variables
 /// (secrets, test settings) are left alone.
-const TOP_LEVEL_KEYS: [&str; 6] = ["database_url", "max_connections", "content_dir", "log", "server", "scheduler"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "database_url",
+    "max_connections",
+    "content_dir",
+    "log",
+    "server",
+    "scheduler",
+];
 
 impl Config {
     /// Reads the file (a missing file is an error only when it was asked
@@ -94,7 +104,9 @@ fn apply_env_overrides(
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<()> {
     for (name, raw) in vars {
-        let Some(rest) = name.strip_prefix("CLARION_") else { continue };
+        let Some(rest) = name.strip_prefix("CLARION_") else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
         if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
             continue;
@@ -132,12 +144,19 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
     fn env_overrides_reach_nested_settings_and_skip_secrets() {
-        let mut table: toml::Table = "database_url = \"sqlite://a.db\"\n[scheduler]\nmax_attempts = 3\n".parse().unwrap();
+        let mut table: toml::Table =
+            "database_url = \"sqlite://a.db\"\n[scheduler]\nmax_attempts = 3\n"
+                .parse()
+                .unwrap();
         apply_env_overrides(
             &mut table,
             vars(&[
@@ -160,7 +179,10 @@ mod tests {
     fn unknown_settings_are_refused_by_name() {
         let table: toml::Table = "[scheduler]\ngrace_period = 60\n".parse().unwrap();
         let err = toml::Value::Table(table).try_into::<Config>().unwrap_err();
-        assert!(err.to_string().contains("unknown field `grace_period`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `grace_period`"),
+            "{err}"
+        );
     }
 
     #[test]

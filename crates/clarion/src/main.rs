@@ -19,7 +19,13 @@ use crate::config::{Config, LogFormat};
 #[command(name = "clarion", version, propagate_version = true)]
 struct Cli {
     /// Config file. Every setting can be overridden by CLARION_* variables.
-    #[arg(long, short, global = true, env = "CLARION_CONFIG", default_value = "config/clarion.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "CLARION_CONFIG",
+        default_value = "config/clarion.toml"
+    )]
     config: PathBuf,
 
     #[command(subcommand)]
@@ -58,7 +64,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&e.into()),
     };
@@ -70,15 +79,22 @@ fn main() -> ExitCode {
 
 /// One clear line (per problem) on stderr, non-zero exit.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    let message = error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    let message = error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLARION_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLARION_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},sea_orm_migration=warn", config.log.level))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

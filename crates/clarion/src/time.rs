@@ -21,7 +21,9 @@ pub fn parse_in(value: &str) -> anyhow::Result<chrono::Duration> {
             digits.push(c);
             continue;
         }
-        let n: i64 = digits.parse().with_context(|| format!("--in `{value}`: expected e.g. 90s, 10m, 2h, 1d"))?;
+        let n: i64 = digits
+            .parse()
+            .with_context(|| format!("--in `{value}`: expected e.g. 90s, 10m, 2h, 1d"))?;
         digits.clear();
         total += match c {
             's' => chrono::Duration::seconds(n),
@@ -58,8 +60,18 @@ mod tests {
     fn durations_combine_units() {
         assert_eq!(parse_in("90s").unwrap(), chrono::Duration::seconds(90));
         assert_eq!(parse_in("1h30m").unwrap(), chrono::Duration::minutes(90));
-        assert!(parse_in("10").unwrap_err().to_string().contains("needs a unit"));
-        assert!(parse_in("3w").unwrap_err().to_string().contains("unknown unit `w`"));
+        assert!(
+            parse_in("10")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a unit")
+        );
+        assert!(
+            parse_in("3w")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit `w`")
+        );
     }
 
     #[test]

@@ -14,8 +14,7 @@ mod status;
 mod text;
 
 pub use adapter::{
-    ChannelAdapter, ChannelCheck, Idempotency, Markup, OutboundPost, PublishReceipt,
-    PublishRequest,
+    ChannelAdapter, ChannelCheck, Idempotency, Markup, OutboundPost, PublishReceipt, PublishRequest,
 };
 pub use error::{ErrorClass, PublishError, ValidationError};
 pub use registry::{AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};

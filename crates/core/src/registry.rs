@@ -33,10 +33,7 @@ impl ChannelConfig {
     /// Decodes the platform-specific settings, naming the channel on error.
     pub fn settings<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         serde_json::from_value(serde_json::Value::Object(self.settings.clone())).map_err(|e| {
-            ConfigError::new(format!(
-                "channel `{}` (kind {}): {e}",
-                self.name, self.kind
-            ))
+            ConfigError::new(format!("channel `{}` (kind {}): {e}", self.name, self.kind))
         })
     }
 }

@@ -127,7 +127,10 @@ mod tests {
     fn final_states_cannot_be_left() {
         for from in TargetStatus::ALL.into_iter().filter(|s| s.is_final()) {
             for to in TargetStatus::ALL {
-                assert!(from.transition(to).is_err(), "{from} -> {to} must be refused");
+                assert!(
+                    from.transition(to).is_err(),
+                    "{from} -> {to} must be refused"
+                );
             }
         }
     }

@@ -78,7 +78,9 @@ fn count_with_urls(text: &str, count: impl Fn(&str) -> usize) -> usize {
     let mut total = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let start = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
+        let start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
         total += count(&rest[..start]);
         rest = &rest[start..];
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -142,9 +144,15 @@ mod tests {
 
     #[test]
     fn check_names_count_and_limit() {
-        let err = LengthRule::new(5, LengthUnit::Chars).check("too long").unwrap_err();
+        let err = LengthRule::new(5, LengthUnit::Chars)
+            .check("too long")
+            .unwrap_err();
         assert_eq!(err.message, "text is 8 characters long; the limit is 5");
-        assert!(LengthRule::new(8, LengthUnit::Chars).check("too long").is_ok());
+        assert!(
+            LengthRule::new(8, LengthUnit::Chars)
+                .check("too long")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -28,5 +28,9 @@ pub enum ServiceError {
 }
 
 fn join(errors: &[ContentError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -41,24 +41,63 @@ impl Metrics {
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::new();
         let counters = [
-            ("clarion_published_total", "Targets published.", &self.published),
-            ("clarion_failed_total", "Targets that failed for good.", &self.failed),
-            ("clarion_retries_total", "Attempts rescheduled after a retryable error.", &self.retried),
-            ("clarion_outcome_unknown_total", "Targets parked because a resend could duplicate.", &self.outcome_unknown),
-            ("clarion_missed_total", "Targets whose time passed beyond the grace period.", &self.missed),
-            ("clarion_recovered_claims_total", "Claims taken over from a worker that stopped.", &self.recovered),
+            (
+                "clarion_published_total",
+                "Targets published.",
+                &self.published,
+            ),
+            (
+                "clarion_failed_total",
+                "Targets that failed for good.",
+                &self.failed,
+            ),
+            (
+                "clarion_retries_total",
+                "Attempts rescheduled after a retryable error.",
+                &self.retried,
+            ),
+            (
+                "clarion_outcome_unknown_total",
+                "Targets parked because a resend could duplicate.",
+                &self.outcome_unknown,
+            ),
+            (
+                "clarion_missed_total",
+                "Targets whose time passed beyond the grace period.",
+                &self.missed,
+            ),
+            (
+                "clarion_recovered_claims_total",
+                "Claims taken over from a worker that stopped.",
+                &self.recovered,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         let name = "clarion_publish_lateness_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from scheduled to published.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from scheduled to published.\n# TYPE {name} histogram"
+        );
         for (bucket, bound) in self.lateness_buckets.iter().zip(LATENESS_BUCKETS) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.lateness_count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.lateness_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.lateness_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
         let _ = writeln!(out, "{name}_count {count}");
         out.push_str(extra);
         out
@@ -76,7 +115,10 @@ mod tests {
         m.observe_lateness(1_500);
         Metrics::inc(&m.published);
         let text = m.render("");
-        assert!(text.contains("clarion_publish_lateness_seconds_bucket{le=\"0.05\"} 0\n"), "{text}");
+        assert!(
+            text.contains("clarion_publish_lateness_seconds_bucket{le=\"0.05\"} 0\n"),
+            "{text}"
+        );
         assert!(text.contains("clarion_publish_lateness_seconds_bucket{le=\"0.1\"} 1\n"));
         assert!(text.contains("clarion_publish_lateness_seconds_bucket{le=\"2\"} 2\n"));
         assert!(text.contains("clarion_publish_lateness_seconds_count 2\n"));

@@ -26,7 +26,9 @@ impl ChannelPauses {
     pub fn remaining(&self, channel: &str) -> Option<Duration> {
         let map = self.until.lock().ok()?;
         let until = *map.get(channel)?;
-        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     }
 }
 

@@ -86,8 +86,16 @@ impl PublishQueue {
             });
             let mut tasks = stream::iter(tasks.collect::<Vec<_>>());
             match self {
-                Self::Sqlite(storage) => storage.clone().push_all(&mut tasks).await.map_err(queue_error)?,
-                Self::Postgres(storage) => storage.clone().push_all(&mut tasks).await.map_err(queue_error)?,
+                Self::Sqlite(storage) => storage
+                    .clone()
+                    .push_all(&mut tasks)
+                    .await
+                    .map_err(queue_error)?,
+                Self::Postgres(storage) => storage
+                    .clone()
+                    .push_all(&mut tasks)
+                    .await
+                    .map_err(queue_error)?,
             }
         }
         Ok(())

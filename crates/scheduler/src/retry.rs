@@ -36,7 +36,10 @@ pub fn after_failure(
             ),
         },
         ErrorClass::AuthExpired => Claim::Failed {
-            error: format!("credentials rejected, reconnect the channel: {}", error.message),
+            error: format!(
+                "credentials rejected, reconnect the channel: {}",
+                error.message
+            ),
         },
         ErrorClass::Permanent => Claim::Failed {
             error: error.message.clone(),
@@ -75,7 +78,10 @@ mod tests {
         let config = SchedulerConfig::default();
         let e = err(ErrorClass::RateLimited).with_retry_after(Some(Duration::from_secs(7)));
         let d = retry_delay(&config, &e, 1);
-        assert!(d >= Duration::from_secs(7) && d <= Duration::from_millis(7250), "{d:?}");
+        assert!(
+            d >= Duration::from_secs(7) && d <= Duration::from_millis(7250),
+            "{d:?}"
+        );
         match after_failure(&config, &e, Idempotency::None, 1, 1_000) {
             Claim::Retry { not_before_ms, .. } => assert!(not_before_ms >= 8_000),
             other => panic!("expected a retry, got {other:?}"),
@@ -84,21 +90,40 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let config = SchedulerConfig { retry_base_ms: 1_000, retry_max_secs: 5, ..Default::default() };
+        let config = SchedulerConfig {
+            retry_base_ms: 1_000,
+            retry_max_secs: 5,
+            ..Default::default()
+        };
         let e = err(ErrorClass::Transient);
         for (attempt, ceiling_ms) in [(1, 1_000), (2, 2_000), (3, 4_000), (4, 5_000), (10, 5_000)] {
             let d = retry_delay(&config, &e, attempt).as_millis() as u64;
-            assert!(d >= ceiling_ms / 2 && d <= ceiling_ms, "attempt {attempt}: {d}ms");
+            assert!(
+                d >= ceiling_ms / 2 && d <= ceiling_ms,
+                "attempt {attempt}: {d}ms"
+            );
         }
     }
 
     #[test]
     fn classes_lead_to_the_right_state() {
-        let config = SchedulerConfig { max_attempts: 3, ..Default::default() };
+        let config = SchedulerConfig {
+            max_attempts: 3,
+            ..Default::default()
+        };
         let next = |class, idem, attempts| after_failure(&config, &err(class), idem, attempts, 0);
-        assert!(matches!(next(ErrorClass::Transient, Idempotency::None, 1), Claim::Retry { .. }));
-        assert!(matches!(next(ErrorClass::Transient, Idempotency::None, 3), Claim::Failed { .. }));
-        assert!(matches!(next(ErrorClass::Permanent, Idempotency::Honoured, 1), Claim::Failed { .. }));
+        assert!(matches!(
+            next(ErrorClass::Transient, Idempotency::None, 1),
+            Claim::Retry { .. }
+        ));
+        assert!(matches!(
+            next(ErrorClass::Transient, Idempotency::None, 3),
+            Claim::Failed { .. }
+        ));
+        assert!(matches!(
+            next(ErrorClass::Permanent, Idempotency::Honoured, 1),
+            Claim::Failed { .. }
+        ));
         assert!(matches!(
             next(ErrorClass::OutcomeUnknown, Idempotency::Honoured, 1),
             Claim::Retry { .. }
@@ -108,7 +133,9 @@ mod tests {
             Claim::OutcomeUnknown { .. }
         ));
         match next(ErrorClass::AuthExpired, Idempotency::None, 1) {
-            Claim::Failed { error } => assert!(error.starts_with("credentials rejected"), "{error}"),
+            Claim::Failed { error } => {
+                assert!(error.starts_with("credentials rejected"), "{error}")
+            }
             other => panic!("{other:?}"),
         }
         match next(ErrorClass::Permanent, Idempotency::None, 1) {

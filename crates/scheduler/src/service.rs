@@ -61,7 +61,12 @@ impl PostService {
         registry: Arc<AdapterRegistry>,
         library: Arc<ContentLibrary>,
     ) -> Self {
-        Self { store, queue, registry, library }
+        Self {
+            store,
+            queue,
+            registry,
+            library,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -75,7 +80,9 @@ impl PostService {
     /// Validates, stores and queues a new post.
     pub async fn create(&self, input: PostInput) -> Result<PostDetail, ServiceError> {
         if input.channels.is_empty() {
-            return Err(ServiceError::BadRequest("channels: give at least one channel".into()));
+            return Err(ServiceError::BadRequest(
+                "channels: give at least one channel".into(),
+            ));
         }
         for channel in input.overrides.keys() {
             if !input.channels.contains(channel) {
@@ -86,7 +93,11 @@ impl PostService {
         }
         let at = scheduled_time(input.at, input.draft)?;
         let source_for = |channel: &str| PostSource {
-            body: input.overrides.get(channel).cloned().unwrap_or_else(|| input.body.clone()),
+            body: input
+                .overrides
+                .get(channel)
+                .cloned()
+                .unwrap_or_else(|| input.body.clone()),
             template: input.template.clone(),
             vars: input.vars.clone(),
             campaign: input.campaign.clone(),
@@ -131,7 +142,11 @@ impl PostService {
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        if errors.is_empty() { Ok(plans) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(plans)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Upserts post files: all are validated first, and if any is invalid
@@ -198,15 +213,20 @@ fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>,
     let now = now_ms();
     match at {
         None => Ok(Some(now)),
-        Some(t) if t.timestamp_millis() < now - PAST_TOLERANCE_MS => Err(ServiceError::BadRequest(format!(
-            "at: {} is in the past; give a future time, or leave it out to publish now",
-            t.to_rfc3339()
-        ))),
+        Some(t) if t.timestamp_millis() < now - PAST_TOLERANCE_MS => {
+            Err(ServiceError::BadRequest(format!(
+                "at: {} is in the past; give a future time, or leave it out to publish now",
+                t.to_rfc3339()
+            )))
+        }
         Some(t) => Ok(Some(t.timestamp_millis())),
     }
 }
 
-fn new_targets(planned: Vec<PlannedTarget>, overrides: &BTreeMap<String, String>) -> Vec<NewTarget> {
+fn new_targets(
+    planned: Vec<PlannedTarget>,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<NewTarget> {
     planned
         .into_iter()
         .map(|p| NewTarget {
@@ -266,6 +286,9 @@ mod tests {
         assert!(err.to_string().starts_with("at: "), "{err}");
         assert_eq!(scheduled_time(Some(past), true).unwrap(), None);
         let soon = Utc::now() + chrono::Duration::minutes(5);
-        assert_eq!(scheduled_time(Some(soon), false).unwrap(), Some(soon.timestamp_millis()));
+        assert_eq!(
+            scheduled_time(Some(soon), false).unwrap(),
+            Some(soon.timestamp_millis())
+        );
     }
 }

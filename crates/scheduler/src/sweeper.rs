@@ -36,7 +36,10 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Rec
         if let Err(e) = sweep(&runtime, requeue_after_ms).await {
             warn!(error = %e, "sweep failed; will try again");
         } else {
-            runtime.health.last_sweep_ms.store(now_ms(), Ordering::Relaxed);
+            runtime
+                .health
+                .last_sweep_ms
+                .store(now_ms(), Ordering::Relaxed);
         }
         requeue_after_ms = (runtime.config.stuck_after_secs as i64 * 1000) / 2;
         tokio::select! {
@@ -58,7 +61,12 @@ async fn sweep(runtime: &Runtime, requeue_after_ms: i64) -> Result<(), crate::Sc
     if !overdue.is_empty() {
         let jobs: Vec<Enqueue> = overdue
             .iter()
-            .filter_map(|t| t.not_before_ms.map(|not_before_ms| Enqueue { target_id: t.id, not_before_ms }))
+            .filter_map(|t| {
+                t.not_before_ms.map(|not_before_ms| Enqueue {
+                    target_id: t.id,
+                    not_before_ms,
+                })
+            })
             .collect();
         info!(count = jobs.len(), "re-queueing due targets");
         runtime.queue.enqueue(&jobs).await?;

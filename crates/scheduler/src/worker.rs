@@ -72,7 +72,11 @@ impl Runtime {
         }
     }
 
-    async fn publish_when_due(&self, target: target::Model, job: Enqueue) -> Result<(), SchedulerError> {
+    async fn publish_when_due(
+        &self,
+        target: target::Model,
+        job: Enqueue,
+    ) -> Result<(), SchedulerError> {
         // Never early: apalis may hand the job over up to a second before its time.
         let wait = job.not_before_ms - now_ms();
         if wait > MAX_IN_MEMORY_WAIT_MS {
@@ -95,15 +99,26 @@ impl Runtime {
                 human_duration(late_ms),
                 human_duration(grace_ms),
             );
-            if self.store.fail_unclaimed(target.id, job.not_before_ms, &reason).await? {
+            if self
+                .store
+                .fail_unclaimed(target.id, job.not_before_ms, &reason)
+                .await?
+            {
                 warn!(target_id = target.id, channel = %target.channel, %reason, "target missed");
                 Metrics::inc(&self.metrics.missed);
             }
             return Ok(());
         }
         let Some(adapter) = self.registry.get(&target.channel).cloned() else {
-            let reason = format!("channel `{}` is not configured in this Clarion", target.channel);
-            if self.store.fail_unclaimed(target.id, job.not_before_ms, &reason).await? {
+            let reason = format!(
+                "channel `{}` is not configured in this Clarion",
+                target.channel
+            );
+            if self
+                .store
+                .fail_unclaimed(target.id, job.not_before_ms, &reason)
+                .await?
+            {
                 Metrics::inc(&self.metrics.failed);
             }
             return Ok(());
@@ -115,22 +130,44 @@ impl Runtime {
             return self.defer(target.id, job, not_before_ms).await;
         }
         let lease_until = now_ms() + self.config.lease().as_millis() as i64;
-        match self.store.claim(target.id, job.not_before_ms, &self.worker_id, lease_until).await? {
+        match self
+            .store
+            .claim(target.id, job.not_before_ms, &self.worker_id, lease_until)
+            .await?
+        {
             Some(claimed) => self.attempt(claimed, adapter.as_ref()).await,
             None => Ok(()), // another worker got it first
         }
     }
 
     /// Moves a not-yet-claimed target's time on (channel paused).
-    async fn defer(&self, target_id: i32, job: Enqueue, not_before_ms: i64) -> Result<(), SchedulerError> {
-        if self.store.defer(target_id, job.not_before_ms, not_before_ms).await? {
-            self.queue.enqueue(&[Enqueue { target_id, not_before_ms }]).await?;
+    async fn defer(
+        &self,
+        target_id: i32,
+        job: Enqueue,
+        not_before_ms: i64,
+    ) -> Result<(), SchedulerError> {
+        if self
+            .store
+            .defer(target_id, job.not_before_ms, not_before_ms)
+            .await?
+        {
+            self.queue
+                .enqueue(&[Enqueue {
+                    target_id,
+                    not_before_ms,
+                }])
+                .await?;
         }
         Ok(())
     }
 
     /// One publish call for a target this worker has claimed.
-    async fn attempt(&self, claimed: Claimed, adapter: &dyn ChannelAdapter) -> Result<(), SchedulerError> {
+    async fn attempt(
+        &self,
+        claimed: Claimed,
+        adapter: &dyn ChannelAdapter,
+    ) -> Result<(), SchedulerError> {
         let Claimed { target, post } = claimed;
         let outbound = OutboundPost {
             text: target.rendered_text.clone(),
@@ -184,17 +221,31 @@ impl Runtime {
                         self.pauses.pause(&target.channel, wait);
                     }
                 }
-                after_failure(&self.config, &error, adapter.idempotency(), target.attempts, finished)
+                after_failure(
+                    &self.config,
+                    &error,
+                    adapter.idempotency(),
+                    target.attempts,
+                    finished,
+                )
             }
         };
         let applied = self.store.finish_attempt(record, next.clone()).await?;
         if !applied {
-            warn!(target_id = target.id, "claim was taken over while publishing; result recorded on the attempt only");
+            warn!(
+                target_id = target.id,
+                "claim was taken over while publishing; result recorded on the attempt only"
+            );
             return Ok(());
         }
         self.report(&target, &next, finished);
         if let Claim::Retry { not_before_ms, .. } = next {
-            self.queue.enqueue(&[Enqueue { target_id: target.id, not_before_ms }]).await?;
+            self.queue
+                .enqueue(&[Enqueue {
+                    target_id: target.id,
+                    not_before_ms,
+                }])
+                .await?;
         }
         Ok(())
     }
@@ -202,13 +253,24 @@ impl Runtime {
     fn report(&self, target: &target::Model, next: &Claim, finished: i64) {
         let (id, channel) = (target.id, target.channel.as_str());
         match next {
-            Claim::Published { platform_post_id, .. } => {
+            Claim::Published {
+                platform_post_id, ..
+            } => {
                 let scheduled = target.scheduled_at_ms.unwrap_or(finished);
                 self.metrics.observe_lateness(finished - scheduled);
                 Metrics::inc(&self.metrics.published);
-                debug!(target_id = id, channel, platform_post_id, lateness_ms = finished - scheduled, "published");
+                debug!(
+                    target_id = id,
+                    channel,
+                    platform_post_id,
+                    lateness_ms = finished - scheduled,
+                    "published"
+                );
             }
-            Claim::Retry { not_before_ms, error } => {
+            Claim::Retry {
+                not_before_ms,
+                error,
+            } => {
                 Metrics::inc(&self.metrics.retried);
                 info!(target_id = id, channel, retry_in_ms = not_before_ms - finished, %error, "will retry");
             }
@@ -230,14 +292,22 @@ impl Runtime {
         let now = now_ms();
         let lease_until = now + self.config.lease().as_millis() as i64;
         let previous_worker = target.claimed_by.clone().unwrap_or_default();
-        let Some(claimed) = self.store.reclaim_expired(target.id, now, &self.worker_id, lease_until).await? else {
+        let Some(claimed) = self
+            .store
+            .reclaim_expired(target.id, now, &self.worker_id, lease_until)
+            .await?
+        else {
             return Ok(());
         };
         Metrics::inc(&self.metrics.recovered);
         let adapter = self.registry.get(&claimed.target.channel).cloned();
         match adapter {
             Some(adapter) if adapter.idempotency() == clarion_core::Idempotency::Honoured => {
-                info!(target_id = target.id, previous_worker, "resending with the same idempotency key after a stopped worker");
+                info!(
+                    target_id = target.id,
+                    previous_worker,
+                    "resending with the same idempotency key after a stopped worker"
+                );
                 self.attempt(claimed, adapter.as_ref()).await
             }
             _ => {

@@ -1,6 +1,6 @@
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use clarion_scheduler::ServiceError;
 use clarion_store::StoreError;
 use serde_json::json;
@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), details: Vec::new() }
+        Self {
+            status,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -52,7 +56,10 @@ impl From<StoreError> for ApiError {
 /// Details go to the log, not to the client.
 fn internal(e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "API request failed");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the server log",
+    )
 }
 
 impl IntoResponse for ApiError {

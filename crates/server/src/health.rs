@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::Json;
 use clarion_store::now_ms;
 use serde_json::json;
 
@@ -23,7 +23,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({ "ready": true })))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reasons": reasons })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "reasons": reasons })),
+        )
     }
 }
 
@@ -67,7 +70,10 @@ async fn not_ready_reasons(state: &AppState) -> Vec<String> {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut extra = String::new();
     let name = "clarion_targets";
-    let _ = writeln!(extra, "# HELP {name} Targets by status.\n# TYPE {name} gauge");
+    let _ = writeln!(
+        extra,
+        "# HELP {name} Targets by status.\n# TYPE {name} gauge"
+    );
     if let Ok(counts) = state.service.store().status_counts().await {
         for c in counts {
             let _ = writeln!(extra, "{name}{{status=\"{}\"}} {}", c.status, c.count);

@@ -53,12 +53,18 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/posts", post(api::create_post::handler).get(api::list_posts::handler))
+        .route(
+            "/posts",
+            post(api::create_post::handler).get(api::list_posts::handler),
+        )
         .route("/posts/{id}", get(api::show_post::handler))
         .route("/posts/{id}/schedule", post(api::schedule_post::handler))
         .route("/posts/{id}/cancel", post(api::cancel_post::handler))
         .route("/queue", get(api::queue_status::handler))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), api::auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

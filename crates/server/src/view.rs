@@ -63,7 +63,11 @@ impl PostView {
             campaign: p.campaign.clone(),
             author: p.author.clone(),
             scheduled_at: p.scheduled_at_ms.and_then(format_time),
-            targets: detail.targets.iter().map(|t| TargetView::new(t, attempts)).collect(),
+            targets: detail
+                .targets
+                .iter()
+                .map(|t| TargetView::new(t, attempts))
+                .collect(),
         }
     }
 }

@@ -5,9 +5,7 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 use sea_orm_migration::MigratorTrait;
 
 use crate::StoreError;
@@ -197,7 +195,10 @@ mod tests {
             redact_url("postgres://clarion:s3cret@db:5432/clarion"),
             "postgres://clarion:***@db:5432/clarion"
         );
-        assert_eq!(redact_url("sqlite://data/clarion.db"), "sqlite://data/clarion.db");
+        assert_eq!(
+            redact_url("sqlite://data/clarion.db"),
+            "sqlite://data/clarion.db"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use crate::targets::Enqueue;
-use crate::{StoreError, Store, now_ms, post, publish_attempt, target};
+use crate::{Store, StoreError, now_ms, post, publish_attempt, target};
 
 /// A target to create: the text was rendered and validated by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,13 +65,20 @@ pub struct SyncResult {
 
 impl Store {
     /// Creates a post and its targets in one transaction.
-    pub async fn create_post(&self, new: NewPost) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
+    pub async fn create_post(
+        &self,
+        new: NewPost,
+    ) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
         let txn = self.db.begin().await?;
         let now = now_ms();
         let post = post_active(&new, now).insert(&txn).await?;
         let mut targets = Vec::with_capacity(new.targets.len());
         for t in &new.targets {
-            targets.push(new_target_active(post.id, t, new.scheduled_at_ms, now).insert(&txn).await?);
+            targets.push(
+                new_target_active(post.id, t, new.scheduled_at_ms, now)
+                    .insert(&txn)
+                    .await?,
+            );
         }
         txn.commit().await?;
         let enqueue = enqueue_list(&targets);
@@ -140,7 +147,10 @@ impl Store {
             }
         }
         // A channel dropped from the file: cancel its target if it has not gone out.
-        for t in current.iter().filter(|t| !new.targets.iter().any(|w| w.channel == t.channel)) {
+        for t in current
+            .iter()
+            .filter(|t| !new.targets.iter().any(|w| w.channel == t.channel))
+        {
             if t.status()?.is_editable() {
                 set_status(&txn, t.id, t.status()?, TargetStatus::Cancelled, now).await?;
             }
@@ -187,7 +197,8 @@ impl Store {
                 .select_only()
                 .column(target::Column::PostId)
                 .filter(target::Column::Status.eq(status.as_str()));
-            query = query.filter(post::Column::Id.in_subquery(sea_orm::QueryTrait::into_query(ids)));
+            query =
+                query.filter(post::Column::Id.in_subquery(sea_orm::QueryTrait::into_query(ids)));
         }
         let posts = query.limit(filter.limit.max(1)).all(&self.db).await?;
         let ids: Vec<i32> = posts.iter().map(|p| p.id).collect();
@@ -200,13 +211,19 @@ impl Store {
             .into_iter()
             .map(|post| {
                 let mine = targets.extract_if(.., |t| t.post_id == post.id).collect();
-                PostDetail { post, targets: mine }
+                PostDetail {
+                    post,
+                    targets: mine,
+                }
             })
             .collect())
     }
 
     /// Every attempt of the given targets, oldest first.
-    pub async fn attempts(&self, target_ids: Vec<i32>) -> Result<Vec<publish_attempt::Model>, StoreError> {
+    pub async fn attempts(
+        &self,
+        target_ids: Vec<i32>,
+    ) -> Result<Vec<publish_attempt::Model>, StoreError> {
         Ok(publish_attempt::Entity::find()
             .filter(publish_attempt::Column::TargetId.is_in(target_ids))
             .order_by_asc(publish_attempt::Column::Id)
@@ -237,7 +254,11 @@ impl Store {
     }
 
     /// Schedules a draft (or moves a scheduled post) to `at_ms`.
-    pub async fn schedule_post(&self, id: i32, at_ms: i64) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
+    pub async fn schedule_post(
+        &self,
+        id: i32,
+        at_ms: i64,
+    ) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
         let detail = self.post_detail(id).await?;
         let txn = self.db.begin().await?;
         let now = now_ms();
@@ -247,7 +268,10 @@ impl Store {
                 continue;
             }
             let result = target::Entity::update_many()
-                .col_expr(target::Column::Status, TargetStatus::Scheduled.as_str().into())
+                .col_expr(
+                    target::Column::Status,
+                    TargetStatus::Scheduled.as_str().into(),
+                )
                 .col_expr(target::Column::ScheduledAtMs, at_ms.into())
                 .col_expr(target::Column::NotBeforeMs, at_ms.into())
                 .col_expr(target::Column::UpdatedAtMs, now.into())
@@ -279,7 +303,10 @@ impl Store {
 impl Store {
     /// Records the configured channels (non-secret settings only), so the
     /// database can answer which channels exist and since when.
-    pub async fn upsert_channels(&self, channels: &[(String, String, String)]) -> Result<(), StoreError> {
+    pub async fn upsert_channels(
+        &self,
+        channels: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
         use crate::channel;
         let now = now_ms();
         for (name, kind, settings) in channels {
@@ -347,7 +374,12 @@ fn post_active(new: &NewPost, now: i64) -> post::ActiveModel {
     }
 }
 
-fn new_target_active(post_id: i32, t: &NewTarget, at: Option<i64>, now: i64) -> target::ActiveModel {
+fn new_target_active(
+    post_id: i32,
+    t: &NewTarget,
+    at: Option<i64>,
+    now: i64,
+) -> target::ActiveModel {
     target::ActiveModel {
         post_id: Set(post_id),
         channel: Set(t.channel.clone()),

@@ -32,9 +32,16 @@ pub enum Claim {
         url: Option<String>,
     },
     /// Back to `scheduled`, to be tried again at `not_before_ms` with the same key.
-    Retry { not_before_ms: i64, error: String },
-    Failed { error: String },
-    OutcomeUnknown { error: String },
+    Retry {
+        not_before_ms: i64,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    OutcomeUnknown {
+        error: String,
+    },
 }
 
 /// One attempt as it is written to `publish_attempts`.
@@ -74,8 +81,14 @@ impl Store {
         lease_until_ms: i64,
     ) -> Result<Option<Claimed>, StoreError> {
         let result = target::Entity::update_many()
-            .col_expr(target::Column::Status, TargetStatus::Publishing.as_str().into())
-            .col_expr(target::Column::Attempts, Expr::col(target::Column::Attempts).add(1))
+            .col_expr(
+                target::Column::Status,
+                TargetStatus::Publishing.as_str().into(),
+            )
+            .col_expr(
+                target::Column::Attempts,
+                Expr::col(target::Column::Attempts).add(1),
+            )
             .col_expr(target::Column::ClaimedBy, worker.into())
             .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
             .col_expr(target::Column::UpdatedAtMs, now_ms().into())
@@ -97,7 +110,10 @@ impl Store {
         lease_until_ms: i64,
     ) -> Result<Option<Claimed>, StoreError> {
         let result = target::Entity::update_many()
-            .col_expr(target::Column::Attempts, Expr::col(target::Column::Attempts).add(1))
+            .col_expr(
+                target::Column::Attempts,
+                Expr::col(target::Column::Attempts).add(1),
+            )
             .col_expr(target::Column::ClaimedBy, worker.into())
             .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
             .col_expr(target::Column::UpdatedAtMs, now.into())
@@ -123,7 +139,11 @@ impl Store {
     /// Records an attempt and moves the claimed target on, in one
     /// transaction. Returns false (and changes no target) if `worker` no
     /// longer holds the claim.
-    pub async fn finish_attempt(&self, attempt: AttemptRecord, next: Claim) -> Result<bool, StoreError> {
+    pub async fn finish_attempt(
+        &self,
+        attempt: AttemptRecord,
+        next: Claim,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
         let target_id = attempt.target_id;
         let worker = attempt.worker.clone();
@@ -146,23 +166,44 @@ impl Store {
 
         let mut update = target::Entity::update_many()
             .col_expr(target::Column::UpdatedAtMs, now.into())
-            .col_expr(target::Column::LeaseUntilMs, Expr::value(Option::<i64>::None));
+            .col_expr(
+                target::Column::LeaseUntilMs,
+                Expr::value(Option::<i64>::None),
+            );
         update = match next {
-            Claim::Published { platform_post_id, url } => update
-                .col_expr(target::Column::Status, TargetStatus::Published.as_str().into())
+            Claim::Published {
+                platform_post_id,
+                url,
+            } => update
+                .col_expr(
+                    target::Column::Status,
+                    TargetStatus::Published.as_str().into(),
+                )
                 .col_expr(target::Column::PlatformPostId, platform_post_id.into())
                 .col_expr(target::Column::PlatformUrl, url.into())
                 .col_expr(target::Column::PublishedAtMs, now.into())
-                .col_expr(target::Column::LastError, Expr::value(Option::<String>::None)),
-            Claim::Retry { not_before_ms, error } => update
-                .col_expr(target::Column::Status, TargetStatus::Scheduled.as_str().into())
+                .col_expr(
+                    target::Column::LastError,
+                    Expr::value(Option::<String>::None),
+                ),
+            Claim::Retry {
+                not_before_ms,
+                error,
+            } => update
+                .col_expr(
+                    target::Column::Status,
+                    TargetStatus::Scheduled.as_str().into(),
+                )
                 .col_expr(target::Column::NotBeforeMs, not_before_ms.into())
                 .col_expr(target::Column::LastError, error.into()),
             Claim::Failed { error } => update
                 .col_expr(target::Column::Status, TargetStatus::Failed.as_str().into())
                 .col_expr(target::Column::LastError, error.into()),
             Claim::OutcomeUnknown { error } => update
-                .col_expr(target::Column::Status, TargetStatus::OutcomeUnknown.as_str().into())
+                .col_expr(
+                    target::Column::Status,
+                    TargetStatus::OutcomeUnknown.as_str().into(),
+                )
                 .col_expr(target::Column::LastError, error.into()),
         };
         let result = update
@@ -177,7 +218,12 @@ impl Store {
 
     /// Ends a target that was never claimed (missed its grace period, or its
     /// channel is gone): `scheduled` -> `failed`, if still scheduled for `not_before_ms`.
-    pub async fn fail_unclaimed(&self, id: i32, not_before_ms: i64, error: &str) -> Result<bool, StoreError> {
+    pub async fn fail_unclaimed(
+        &self,
+        id: i32,
+        not_before_ms: i64,
+        error: &str,
+    ) -> Result<bool, StoreError> {
         let result = target::Entity::update_many()
             .col_expr(target::Column::Status, TargetStatus::Failed.as_str().into())
             .col_expr(target::Column::LastError, error.into())
@@ -205,7 +251,11 @@ impl Store {
     }
 
     /// Targets left `publishing` by a worker that stopped before finishing.
-    pub async fn expired_leases(&self, now: i64, limit: u64) -> Result<Vec<target::Model>, StoreError> {
+    pub async fn expired_leases(
+        &self,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<target::Model>, StoreError> {
         Ok(target::Entity::find()
             .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
             .filter(target::Column::LeaseUntilMs.lt(now))
@@ -216,7 +266,11 @@ impl Store {
     }
 
     /// Scheduled targets that were due before `due_before_ms`, oldest first.
-    pub async fn overdue(&self, due_before_ms: i64, limit: u64) -> Result<Vec<target::Model>, StoreError> {
+    pub async fn overdue(
+        &self,
+        due_before_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<target::Model>, StoreError> {
         Ok(target::Entity::find()
             .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
             .filter(target::Column::NotBeforeMs.lt(due_before_ms))

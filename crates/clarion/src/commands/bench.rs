@@ -39,14 +39,23 @@ pub enum BenchCommand {
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
-    let BenchCommand::Schedule { posts, database_url, lead_secs } = cmd;
+    let BenchCommand::Schedule {
+        posts,
+        database_url,
+        lead_secs,
+    } = cmd;
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, &scratch.url, config).await;
     scratch.drop_it().await;
     result
 }
 
-async fn schedule_bench(posts: usize, lead_secs: u64, url: &str, config: Config) -> anyhow::Result<()> {
+async fn schedule_bench(
+    posts: usize,
+    lead_secs: u64,
+    url: &str,
+    config: Config,
+) -> anyhow::Result<()> {
     let arrivals: Arrivals = Arc::default();
     let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sink_url = format!("http://{}/hook", sink.local_addr()?);
@@ -59,16 +68,26 @@ async fn schedule_bench(posts: usize, lead_secs: u64, url: &str, config: Config)
         "name": "bench-sink", "kind": "webhook", "url": sink_url, "timeout_secs": 30,
     }))?;
     let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
-    let registry = Arc::new(AdapterRegistry::build(&factories, &[channel]).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let registry = Arc::new(
+        AdapterRegistry::build(&factories, &[channel]).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let store = Store::connect(url, config.max_connections).await?;
     store.migrate().await?;
     let queue = PublishQueue::open(&store, &config.scheduler).await?;
-    let service = PostService::new(store.clone(), queue.clone(), registry.clone(), Arc::default());
+    let service = PostService::new(
+        store.clone(),
+        queue.clone(),
+        registry.clone(),
+        Arc::default(),
+    );
 
     // Schedule everything for one moment that lies just after scheduling ends;
     // the estimate is refined as we go so the lead stays as asked.
     let bar = ProgressBar::new(posts as u64);
-    bar.set_style(ProgressStyle::with_template("scheduling {bar:40} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("scheduling {bar:40} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let started = Instant::now();
     let mut ids = Vec::with_capacity(posts);
     for n in 0..posts {
@@ -87,12 +106,20 @@ async fn schedule_bench(posts: usize, lead_secs: u64, url: &str, config: Config)
     }
     bar.finish_and_clear();
     // Drafts first, then one schedule pass: all N share one due moment.
-    let due = chrono::Utc::now() + chrono::Duration::seconds(lead_secs as i64) + chrono::Duration::milliseconds((posts as i64) / 2);
+    let due = chrono::Utc::now()
+        + chrono::Duration::seconds(lead_secs as i64)
+        + chrono::Duration::milliseconds((posts as i64) / 2);
     let due_ms = due.timestamp_millis();
     let bar = ProgressBar::new(posts as u64);
-    bar.set_style(ProgressStyle::with_template("queueing   {bar:40} {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("queueing   {bar:40} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     for id in &ids {
-        service.schedule(*id, due).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        service
+            .schedule(*id, due)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -101,14 +128,28 @@ async fn schedule_bench(posts: usize, lead_secs: u64, url: &str, config: Config)
         bail!("scheduling took {scheduled_in:?}, past the due moment; raise --lead-secs");
     }
 
-    let runtime = Arc::new(Runtime::new(store.clone(), queue, registry, config.scheduler.clone(), worker_id()));
+    let runtime = Arc::new(Runtime::new(
+        store.clone(),
+        queue,
+        registry,
+        config.scheduler.clone(),
+        worker_id(),
+    ));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(run_workers(runtime, async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let distinct = arrivals.lock().map(|a| a.iter().map(|(k, _)| k.clone()).collect::<HashSet<_>>().len()).unwrap_or(0);
+        let distinct = arrivals
+            .lock()
+            .map(|a| {
+                a.iter()
+                    .map(|(k, _)| k.clone())
+                    .collect::<HashSet<_>>()
+                    .len()
+            })
+            .unwrap_or(0);
         if distinct >= posts || Instant::now() > deadline {
             break;
         }
@@ -121,23 +162,55 @@ async fn schedule_bench(posts: usize, lead_secs: u64, url: &str, config: Config)
 
     let arrivals = arrivals.lock().map(|a| a.clone()).unwrap_or_default();
     let report = Report::new(&arrivals, posts, due_ms);
-    println!("database        {}", if store.is_postgres() { "postgres" } else { "sqlite" });
-    println!("posts           {posts} (scheduled + queued in {:.1}s)", scheduled_in.as_secs_f64());
+    println!(
+        "database        {}",
+        if store.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    println!(
+        "posts           {posts} (scheduled + queued in {:.1}s)",
+        scheduled_in.as_secs_f64()
+    );
     println!("delivered       {} distinct", report.distinct);
-    println!("throughput      {:.0} posts/s (due moment to last arrival)", report.throughput);
-    println!("lateness        p50 {} ms, p99 {} ms, max {} ms", report.p50, report.p99, report.max);
+    println!(
+        "throughput      {:.0} posts/s (due moment to last arrival)",
+        report.throughput
+    );
+    println!(
+        "lateness        p50 {} ms, p99 {} ms, max {} ms",
+        report.p50, report.p99, report.max
+    );
     println!("early sends     {}", report.early);
     println!("duplicates      {}", report.duplicates);
-    println!("peak RSS        {:.1} MB (bench process: scheduler + sink)", peak_rss_mb());
+    println!(
+        "peak RSS        {:.1} MB (bench process: scheduler + sink)",
+        peak_rss_mb()
+    );
     if report.distinct < posts || report.early > 0 || report.duplicates > 0 {
-        bail!("bench failed its promises: {}/{} delivered, {} early, {} duplicates", report.distinct, posts, report.early, report.duplicates);
+        bail!(
+            "bench failed its promises: {}/{} delivered, {} early, {} duplicates",
+            report.distinct,
+            posts,
+            report.early,
+            report.duplicates
+        );
     }
     Ok(())
 }
 
-async fn record(State(arrivals): State<Arrivals>, headers: HeaderMap) -> axum::Json<serde_json::Value> {
+async fn record(
+    State(arrivals): State<Arrivals>,
+    headers: HeaderMap,
+) -> axum::Json<serde_json::Value> {
     let at = now_ms();
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     if let Ok(mut a) = arrivals.lock() {
         a.push((key.clone(), at));
     }
@@ -159,7 +232,12 @@ impl Report {
         let distinct: HashSet<&str> = arrivals.iter().map(|(k, _)| k.as_str()).collect();
         let mut lateness: Vec<i64> = arrivals.iter().map(|(_, at)| at - due_ms).collect();
         lateness.sort_unstable();
-        let pct = |p: f64| lateness.get(((lateness.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+        let pct = |p: f64| {
+            lateness
+                .get(((lateness.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         let last = lateness.last().copied().unwrap_or(0).max(1);
         Self {
             distinct: distinct.len(),
@@ -176,8 +254,16 @@ impl Report {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -194,13 +280,26 @@ impl Scratch {
         match server_url {
             None => {
                 let file = std::env::temp_dir().join(format!("{name}.db"));
-                Ok(Self { url: format!("sqlite://{}?mode=rwc", file.display()), admin: None, file: Some(file) })
+                Ok(Self {
+                    url: format!("sqlite://{}?mode=rwc", file.display()),
+                    admin: None,
+                    file: Some(file),
+                })
             }
             Some(url) => {
-                let admin = Store::connect(url, 1).await.context("connecting to the bench PostgreSQL server")?;
-                admin.connection().execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+                let admin = Store::connect(url, 1)
+                    .await
+                    .context("connecting to the bench PostgreSQL server")?;
+                admin
+                    .connection()
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
                 let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-                Ok(Self { url: format!("{base}/{name}"), admin: Some((url.to_owned(), name)), file: None })
+                Ok(Self {
+                    url: format!("{base}/{name}"),
+                    admin: Some((url.to_owned(), name)),
+                    file: None,
+                })
             }
         }
     }
@@ -213,7 +312,10 @@ impl Scratch {
         }
         if let Some((url, name)) = &self.admin {
             if let Ok(admin) = Store::connect(url, 1).await {
-                let _ = admin.connection().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ = admin
+                    .connection()
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
             }
         }
     }

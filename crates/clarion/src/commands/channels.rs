@@ -19,7 +19,11 @@ pub async fn run(cmd: ChannelsCommand, config: Config) -> anyhow::Result<()> {
         ChannelsCommand::Ls => {
             for (name, adapter) in registry.iter() {
                 let rule = adapter.length_rule();
-                let limit = if rule.max == usize::MAX { "no limit".to_owned() } else { format!("{} max", rule.max) };
+                let limit = if rule.max == usize::MAX {
+                    "no limit".to_owned()
+                } else {
+                    format!("{} max", rule.max)
+                };
                 println!("{name:<24} {:<10} {limit}", adapter.kind());
             }
         }

@@ -28,7 +28,9 @@ pub enum ContentCommand {
 
 pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
     let (ContentCommand::Plan { dir } | ContentCommand::Sync { dir }) = &cmd;
-    let dir = dir.clone().unwrap_or_else(|| config.content_dir.join("posts"));
+    let dir = dir
+        .clone()
+        .unwrap_or_else(|| config.content_dir.join("posts"));
     let (files, load_errors) = load_post_dir(&dir);
     if !load_errors.is_empty() {
         return refuse(&load_errors);
@@ -37,7 +39,8 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
         ContentCommand::Plan { .. } => {
             // Plan needs no database: it validates against the config alone.
             let registry = build_registry(&config)?;
-            let library = ContentLibrary::load(&config.content_dir.join("templates")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let library = ContentLibrary::load(&config.content_dir.join("templates"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut plans = Vec::new();
             let mut errors = Vec::new();
             for file in &files {
@@ -62,7 +65,8 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
             let app = App::open(config).await?;
             let bar = ProgressBar::new(files.len() as u64);
             bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             let reports = app.service.sync(&files, |path| {
                 bar.set_message(path.to_owned());
@@ -80,7 +84,11 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
             let count = |o: SyncOutcome| reports.iter().filter(|r| r.outcome == o).count();
             for r in &reports {
                 if !r.locked_channels.is_empty() {
-                    println!("{}: left {} unchanged (already publishing or published)", r.path, r.locked_channels.join(", "));
+                    println!(
+                        "{}: left {} unchanged (already publishing or published)",
+                        r.path,
+                        r.locked_channels.join(", ")
+                    );
                 }
             }
             println!(
@@ -100,5 +108,8 @@ fn refuse(errors: &[ContentError]) -> anyhow::Result<()> {
     for e in errors {
         eprintln!("error: {e}");
     }
-    bail!("{} problem(s) in the content; nothing was queued", errors.len())
+    bail!(
+        "{} problem(s) in the content; nothing was queued",
+        errors.len()
+    )
 }

@@ -16,7 +16,14 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args, config).await,
         Command::Migrate => {
             let app = App::open(config).await?;
-            println!("database is up to date ({})", if app.store.is_postgres() { "PostgreSQL" } else { "SQLite" });
+            println!(
+                "database is up to date ({})",
+                if app.store.is_postgres() {
+                    "PostgreSQL"
+                } else {
+                    "SQLite"
+                }
+            );
             Ok(())
         }
         Command::Post(cmd) => post::run(cmd, App::open(config).await?).await,

@@ -77,10 +77,22 @@ pub enum PostCommand {
 
 pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
     match cmd {
-        PostCommand::Create { channels, text, body_file, at, within, template, vars, campaign, author, draft } => {
+        PostCommand::Create {
+            channels,
+            text,
+            body_file,
+            at,
+            within,
+            template,
+            vars,
+            campaign,
+            author,
+            draft,
+        } => {
             let body = match (text, body_file) {
                 (Some(text), _) => text,
-                (None, Some(path)) => std::fs::read_to_string(&path).with_context(|| format!("--body-file {}", path.display()))?,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("--body-file {}", path.display()))?,
                 (None, None) => bail!("give the post body with --text or --body-file"),
             };
             let input = PostInput {
@@ -105,21 +117,48 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
             println!("post {id} scheduled for {}", at.to_rfc3339());
             print_targets(&detail);
         }
-        PostCommand::Ls { status, campaign, limit } => {
+        PostCommand::Ls {
+            status,
+            campaign,
+            limit,
+        } => {
             let status = status.as_deref().map(TargetStatus::parse).transpose()?;
-            let posts = app.store.list_posts(&PostFilter { status, campaign, limit }).await?;
+            let posts = app
+                .store
+                .list_posts(&PostFilter {
+                    status,
+                    campaign,
+                    limit,
+                })
+                .await?;
             if posts.is_empty() {
                 println!("no posts");
             }
             for detail in &posts {
-                let when = detail.post.scheduled_at_ms.and_then(format_time).unwrap_or_else(|| "draft".into());
-                let statuses: Vec<String> = detail.targets.iter().map(|t| format!("{}:{}", t.channel, t.status)).collect();
-                println!("{:>6}  {when:<24}  {:<40}  {}", detail.post.id, excerpt(&detail.post.body, 40), statuses.join(" "));
+                let when = detail
+                    .post
+                    .scheduled_at_ms
+                    .and_then(format_time)
+                    .unwrap_or_else(|| "draft".into());
+                let statuses: Vec<String> = detail
+                    .targets
+                    .iter()
+                    .map(|t| format!("{}:{}", t.channel, t.status))
+                    .collect();
+                println!(
+                    "{:>6}  {when:<24}  {:<40}  {}",
+                    detail.post.id,
+                    excerpt(&detail.post.body, 40),
+                    statuses.join(" ")
+                );
             }
         }
         PostCommand::Show { id, json } => {
             let detail = app.store.post_detail(id).await?;
-            let attempts = app.store.attempts(detail.targets.iter().map(|t| t.id).collect()).await?;
+            let attempts = app
+                .store
+                .attempts(detail.targets.iter().map(|t| t.id).collect())
+                .await?;
             let view = PostView::new(&detail, &attempts);
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
@@ -140,7 +179,9 @@ fn parse_vars(pairs: &[String]) -> anyhow::Result<serde_json::Map<String, serde_
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), serde_json::Value::String(v.to_owned()))),
+            Some((k, v)) if !k.is_empty() => {
+                Ok((k.to_owned(), serde_json::Value::String(v.to_owned())))
+            }
             _ => bail!("--var `{pair}`: expected KEY=VALUE"),
         })
         .collect()
@@ -161,15 +202,28 @@ fn print_targets(detail: &PostDetail) {
 }
 
 fn print_view(view: &PostView) {
-    println!("post {}{}", view.id, view.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default());
-    println!("  scheduled: {}", view.scheduled_at.as_deref().unwrap_or("draft"));
+    println!(
+        "post {}{}",
+        view.id,
+        view.source
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  scheduled: {}",
+        view.scheduled_at.as_deref().unwrap_or("draft")
+    );
     if let Some(c) = &view.campaign {
         println!("  campaign:  {c}");
     }
     for t in &view.targets {
         println!("\n  [{}] target {} — {}", t.channel, t.id, t.status);
         if let Some(url) = t.platform_url.as_ref().or(t.platform_post_id.as_ref()) {
-            println!("    published as {url} at {}", t.published_at.as_deref().unwrap_or("?"));
+            println!(
+                "    published as {url} at {}",
+                t.published_at.as_deref().unwrap_or("?")
+            );
         }
         if let Some(e) = &t.last_error {
             println!("    last error: {e}");
@@ -181,7 +235,10 @@ fn print_view(view: &PostView) {
                 a.worker,
                 a.started_at.as_deref().unwrap_or("?"),
                 a.outcome,
-                a.message.as_deref().map(|m| format!(" — {m}")).unwrap_or_default()
+                a.message
+                    .as_deref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default()
             );
         }
         println!("    text: {}", excerpt(&t.text, 200));

@@ -6,7 +6,11 @@ use axum::response::{IntoResponse, Response};
 use crate::{ApiError, AppState};
 
 /// Requires `Authorization: Bearer <token>` on every API route.
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = &state.api_token else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -24,8 +28,11 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
             next.run(request).await
         }
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")
-            .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>` header",
+        )
+        .into_response(),
     }
 }
 

@@ -30,9 +30,16 @@ struct CreatePost {
     overrides: BTreeMap<String, String>,
 }
 
-pub async fn handler(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<PostView>), ApiError> {
+pub async fn handler(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let request: CreatePost = parse_json(&body)?;
-    let at = request.at.as_deref().map(|v| parse_time("at", v)).transpose()?;
+    let at = request
+        .at
+        .as_deref()
+        .map(|v| parse_time("at", v))
+        .transpose()?;
     let detail = state
         .service
         .create(PostInput {

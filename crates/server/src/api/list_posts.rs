@@ -16,7 +16,10 @@ pub struct ListQuery {
     limit: Option<u64>,
 }
 
-pub async fn handler(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Vec<PostView>>, ApiError> {
+pub async fn handler(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<PostView>>, ApiError> {
     let status = query
         .status
         .as_deref()

@@ -16,11 +16,15 @@ use crate::ApiError;
 /// Parses a JSON body. serde's message names the field ("missing field
 /// `channels`", "unknown field `chanels`"), which is what the client needs.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Parses an RFC 3339 time field.
-pub(crate) fn parse_time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+pub(crate) fn parse_time(
+    field: &str,
+    value: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| {
@@ -30,7 +34,10 @@ pub(crate) fn parse_time(field: &str, value: &str) -> Result<chrono::DateTime<ch
         })
 }
 
-pub(crate) async fn post_view(state: &crate::AppState, detail: clarion_store::PostDetail) -> Result<crate::PostView, ApiError> {
+pub(crate) async fn post_view(
+    state: &crate::AppState,
+    detail: clarion_store::PostDetail,
+) -> Result<crate::PostView, ApiError> {
     let ids = detail.targets.iter().map(|t| t.id).collect();
     let attempts = state.service.store().attempts(ids).await?;
     Ok(crate::PostView::new(&detail, &attempts))

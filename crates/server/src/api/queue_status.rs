@@ -16,5 +16,7 @@ pub async fn handler(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         .map(|c| (c.status, json!(c.count)))
         .collect();
     let due_next_hour = store.due_count(now_ms(), 3_600_000).await?;
-    Ok(Json(json!({ "targets": counts, "due_next_hour": due_next_hour })))
+    Ok(Json(
+        json!({ "targets": counts, "due_next_hour": due_next_hour }),
+    ))
 }

@@ -14,7 +14,11 @@ struct Schedule {
     at: String,
 }
 
-pub async fn handler(State(state): State<AppState>, Path(id): Path<i32>, body: Bytes) -> Result<Json<PostView>, ApiError> {
+pub async fn handler(
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+    body: Bytes,
+) -> Result<Json<PostView>, ApiError> {
     let request: Schedule = parse_json(&body)?;
     let at = parse_time("at", &request.at)?;
     let detail = state.service.schedule(id, at).await?;
