@@ -35,7 +35,10 @@ impl PublishQueue {
         store
             .with_setup_connection(|pool| async move {
                 match pool {
-                    DbPool::Sqlite(p) => SqliteStorage::setup(&p).await.map_err(queue_error),
+                    DbPool::Sqlite(p) => {
+                        SqliteStorage::setup(&p).await.map_err(queue_error)?;
+                        steer_sqlite_ack_plan(&p).await
+                    }
                     DbPool::Postgres(p) => PostgresStorage::setup(&p).await.map_err(queue_error),
                 }
             })
@@ -100,6 +103,30 @@ impl PublishQueue {
         }
         Ok(())
     }
+}
+
+/// apalis-sqlite acknowledges a batch of jobs with `UPDATE Jobs ... FROM
+/// json_each(?) WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?`. Without
+/// statistics SQLite drives that from the `lock_by` index, re-reading the
+/// JSON batch for every job the worker ever held: quadratic, and the main
+/// cost of a large drain. Telling the planner (through `sqlite_stat1`, which
+/// SQLite documents as application-writable) that `lock_by` is unselective
+/// makes it drive from the batch and look jobs up by id instead.
+async fn steer_sqlite_ack_plan(pool: &apalis_sqlite::SqlitePool) -> Result<(), SchedulerError> {
+    for statement in [
+        "PRAGMA analysis_limit = 1000",
+        "ANALYZE Jobs",
+        "DELETE FROM sqlite_stat1 WHERE tbl = 'Jobs' AND idx = 'LIdx'",
+        "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('Jobs', 'LIdx', '1000000 100000')",
+        "ANALYZE sqlite_schema",
+    ] {
+        sqlx_sqlite_execute(pool, statement).await?;
+    }
+    Ok(())
+}
+
+async fn sqlx_sqlite_execute(pool: &apalis_sqlite::SqlitePool, sql: &'static str) -> Result<(), SchedulerError> {
+    sea_orm::sqlx::query(sql).execute(pool).await.map(|_| ()).map_err(queue_error)
 }
 
 fn queue_error(e: impl std::fmt::Display) -> SchedulerError {
