@@ -41,6 +41,7 @@ enum Targets {
     NotBeforeMs,
     OverrideBody,
     RenderedText,
+    Campaign,
     IdempotencyKey,
     Attempts,
     LeaseUntilMs,
@@ -119,6 +120,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(Targets::NotBeforeMs))
                     .col(text_null(Targets::OverrideBody))
                     .col(text(Targets::RenderedText))
+                    .col(string_null(Targets::Campaign))
                     .col(string(Targets::IdempotencyKey))
                     .col(integer(Targets::Attempts).default(0))
                     .col(big_integer_null(Targets::LeaseUntilMs))

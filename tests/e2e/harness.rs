@@ -31,6 +31,8 @@ pub struct SinkRules {
     pub rate_limit_first_secs: Option<u64>,
     /// Hold the answer this long.
     pub delay_first_ms: Option<u64>,
+    /// Hold every answer this long (a slow platform).
+    pub delay_all_ms: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +114,9 @@ async fn receive(
         if let Some(ms) = rules.delay_first_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+    }
+    if let Some(ms) = rules.delay_all_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let id = {
         let mut s = state.lock().unwrap();

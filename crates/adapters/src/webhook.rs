@@ -300,29 +300,53 @@ mod tests {
 
     fn adapter(settings: serde_json::Value) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         let mut config = json!({"name": "hook", "kind": "webhook"});
-        config.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
         Factory::new(reqwest::Client::new()).build(&serde_json::from_value(config).unwrap())
     }
 
     async fn publish(adapter: &dyn ChannelAdapter) -> Result<PublishReceipt, PublishError> {
-        let post = OutboundPost { text: "hello".into(), campaign: Some("spring".into()) };
+        let post = OutboundPost {
+            text: "hello".into(),
+            campaign: Some("spring".into()),
+        };
         adapter
-            .publish(PublishRequest { post: &post, idempotency_key: "key-1", reply_to: None, post_id: 7, target_id: 9 })
+            .publish(PublishRequest {
+                post: &post,
+                idempotency_key: "key-1",
+                reply_to: None,
+                post_id: 7,
+                target_id: 9,
+            })
             .await
     }
 
     #[tokio::test]
     async fn posts_json_with_the_idempotency_key_and_reads_the_receipt() {
         let (base, seen) = receiver().await;
-        let receipt = publish(adapter(json!({"url": format!("{base}/ok")})).unwrap().as_ref()).await.unwrap();
+        let receipt = publish(
+            adapter(json!({"url": format!("{base}/ok")}))
+                .unwrap()
+                .as_ref(),
+        )
+        .await
+        .unwrap();
         assert_eq!(receipt.platform_post_id.as_deref(), Some("1234"));
         assert_eq!(receipt.url.as_deref(), Some("https://chat.test/m/1234"));
         let (headers, body) = seen.lock().unwrap()[0].clone();
         assert_eq!(headers["idempotency-key"], "key-1");
-        assert_eq!(body, json!({"post_id": 7, "target_id": 9, "idempotency_key": "key-1", "text": "hello", "campaign": "spring", "reply_to": null}));
+        assert_eq!(
+            body,
+            json!({"post_id": 7, "target_id": 9, "idempotency_key": "key-1", "text": "hello", "campaign": "spring", "reply_to": null})
+        );
 
         let slack = adapter(json!({"url": format!("{base}/plain"), "format": "slack"})).unwrap();
-        assert_eq!(publish(slack.as_ref()).await.unwrap(), PublishReceipt::default());
+        assert_eq!(
+            publish(slack.as_ref()).await.unwrap(),
+            PublishReceipt::default()
+        );
         assert_eq!(seen.lock().unwrap()[1].1, json!({"text": "hello"}));
     }
 
@@ -330,7 +354,8 @@ mod tests {
     async fn error_answers_are_classified_with_the_platform_message() {
         let (base, _) = receiver().await;
         let fail = |case: &str| {
-            let adapter = adapter(json!({"url": format!("{base}/{case}"), "timeout_secs": 0.3})).unwrap();
+            let adapter =
+                adapter(json!({"url": format!("{base}/{case}"), "timeout_secs": 0.3})).unwrap();
             async move { publish(adapter.as_ref()).await.unwrap_err() }
         };
         let limited = fail("limited").await;
@@ -338,7 +363,10 @@ mod tests {
         assert_eq!(limited.retry_after, Some(Duration::from_secs(3)));
         assert_eq!(limited.message, "HTTP 429: You are being rate limited.");
         let invalid = fail("invalid").await;
-        assert_eq!((invalid.class, invalid.message.as_str()), (ErrorClass::Permanent, "HTTP 400: Invalid Form Body"));
+        assert_eq!(
+            (invalid.class, invalid.message.as_str()),
+            (ErrorClass::Permanent, "HTTP 400: Invalid Form Body")
+        );
         assert_eq!(fail("auth").await.class, ErrorClass::AuthExpired);
         assert_eq!(fail("down").await.class, ErrorClass::Transient);
         assert_eq!(fail("slow").await.class, ErrorClass::OutcomeUnknown);
@@ -346,12 +374,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_secret_url_never_appears_in_errors() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         // SAFETY: this test alone reads this variable.
-        unsafe { std::env::set_var("CLARION_TEST_HOOK_URL", format!("http://127.0.0.1:{port}/T000/SECRETTOKEN")) };
+        unsafe {
+            std::env::set_var(
+                "CLARION_TEST_HOOK_URL",
+                format!("http://127.0.0.1:{port}/T000/SECRETTOKEN"),
+            )
+        };
         let adapter = adapter(json!({"url_secret": {"env": "CLARION_TEST_HOOK_URL"}})).unwrap();
         let error = publish(adapter.as_ref()).await.unwrap_err();
-        assert_eq!(error.class, ErrorClass::Transient, "nothing was sent: {error}");
+        assert_eq!(
+            error.class,
+            ErrorClass::Transient,
+            "nothing was sent: {error}"
+        );
         assert!(!error.to_string().contains("SECRETTOKEN"), "{error}");
         assert!(!format!("{adapter:?}").contains("SECRETTOKEN"));
     }
@@ -359,10 +400,20 @@ mod tests {
     #[test]
     fn bad_settings_name_the_channel_and_the_field() {
         let both = adapter(json!({"url": "http://a", "url_secret": {"env": "X"}})).unwrap_err();
-        assert_eq!(both.to_string(), "channel `hook` (webhook): give exactly one of `url` or `url_secret`");
+        assert_eq!(
+            both.to_string(),
+            "channel `hook` (webhook): give exactly one of `url` or `url_secret`"
+        );
         let typo = adapter(json!({"url": "http://a", "timeout": 3})).unwrap_err();
-        assert!(typo.to_string().starts_with("channel `hook` (kind webhook): unknown field `timeout`"), "{typo}");
+        assert!(
+            typo.to_string()
+                .starts_with("channel `hook` (kind webhook): unknown field `timeout`"),
+            "{typo}"
+        );
         let scheme = adapter(json!({"url": "ftp://a"})).unwrap_err();
-        assert_eq!(scheme.to_string(), "channel `hook` url: must be http or https");
+        assert_eq!(
+            scheme.to_string(),
+            "channel `hook` url: must be http or https"
+        );
     }
 }

@@ -125,8 +125,15 @@ async fn steer_sqlite_ack_plan(pool: &apalis_sqlite::SqlitePool) -> Result<(), S
     Ok(())
 }
 
-async fn sqlx_sqlite_execute(pool: &apalis_sqlite::SqlitePool, sql: &'static str) -> Result<(), SchedulerError> {
-    sea_orm::sqlx::query(sql).execute(pool).await.map(|_| ()).map_err(queue_error)
+async fn sqlx_sqlite_execute(
+    pool: &apalis_sqlite::SqlitePool,
+    sql: &'static str,
+) -> Result<(), SchedulerError> {
+    sea_orm::sqlx::query(sql)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(queue_error)
 }
 
 fn queue_error(e: impl std::fmt::Display) -> SchedulerError {

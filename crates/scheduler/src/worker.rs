@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use clarion_core::{
-    AdapterRegistry, ChannelAdapter, ErrorClass, OutboundPost, PublishError, PublishRequest,
-    TargetStatus,
+    AdapterRegistry, ChannelAdapter, ErrorClass, Idempotency, OutboundPost, PublishError,
+    PublishRequest, TargetStatus,
 };
-use clarion_store::{AttemptRecord, Claim, Claimed, Enqueue, Store, now_ms, target};
+use clarion_store::{AttemptRecord, Claim, Enqueue, Store, now_ms, target};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
@@ -57,26 +57,6 @@ impl Runtime {
     /// Handles one job. Safe to call any number of times for the same job:
     /// only the worker whose conditional claim succeeds publishes.
     pub async fn process(&self, job: Enqueue) -> Result<(), SchedulerError> {
-        let Some(target) = self.store.target(job.target_id).await? else {
-            return Ok(());
-        };
-        match target.status()? {
-            TargetStatus::Scheduled if target.not_before_ms == Some(job.not_before_ms) => {
-                self.publish_when_due(target, job).await
-            }
-            TargetStatus::Publishing if target.lease_until_ms.is_some_and(|l| l < now_ms()) => {
-                self.recover(target).await
-            }
-            // Stale job (rescheduled, cancelled, done, or claimed by a live worker).
-            _ => Ok(()),
-        }
-    }
-
-    async fn publish_when_due(
-        &self,
-        target: target::Model,
-        job: Enqueue,
-    ) -> Result<(), SchedulerError> {
         // Never early: apalis may hand the job over up to a second before its time.
         let wait = job.not_before_ms - now_ms();
         if wait > MAX_IN_MEMORY_WAIT_MS {
@@ -88,76 +68,115 @@ impl Runtime {
         while now_ms() < job.not_before_ms {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        // Claim first: on the hot path that is the only statement before the
+        // platform call. Everything else is checked on the claimed row.
+        let lease_until = now_ms() + self.config.lease().as_millis() as i64;
+        match self
+            .store
+            .claim(
+                job.target_id,
+                job.not_before_ms,
+                &self.worker_id,
+                lease_until,
+            )
+            .await?
+        {
+            Some(target) => self.publish_claimed(target).await,
+            None => self.unclaimable(job).await,
+        }
+    }
 
-        let scheduled = target.scheduled_at_ms.unwrap_or(job.not_before_ms);
-        let late_ms = now_ms() - scheduled;
+    /// The claim failed: the job is stale (rescheduled, cancelled, done,
+    /// claimed by a live worker), or a dead worker's lease has run out.
+    async fn unclaimable(&self, job: Enqueue) -> Result<(), SchedulerError> {
+        match self.store.target(job.target_id).await? {
+            Some(t)
+                if t.status()? == TargetStatus::Publishing
+                    && t.lease_until_ms.is_some_and(|l| l < now_ms()) =>
+            {
+                self.recover(t).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn publish_claimed(&self, target: target::Model) -> Result<(), SchedulerError> {
+        let now = now_ms();
+        let scheduled = target.scheduled_at_ms.unwrap_or(now);
         let grace_ms = self.config.grace_period().as_millis() as i64;
-        if target.attempts == 0 && late_ms > grace_ms {
+        // `attempts` counts this claim: 1 means nothing was tried before.
+        if target.attempts == 1 && now - scheduled > grace_ms {
             let reason = format!(
                 "missed: due at {}, Clarion was not running until {} late, beyond the {} grace period",
                 format_ms(scheduled),
-                human_duration(late_ms),
+                human_duration(now - scheduled),
                 human_duration(grace_ms),
             );
-            if self
-                .store
-                .fail_unclaimed(target.id, job.not_before_ms, &reason)
-                .await?
-            {
-                warn!(target_id = target.id, channel = %target.channel, %reason, "target missed");
-                Metrics::inc(&self.metrics.missed);
-            }
-            return Ok(());
+            Metrics::inc(&self.metrics.missed);
+            return self
+                .finish_untried(&target, "missed", Claim::Failed { error: reason })
+                .await;
         }
         let Some(adapter) = self.registry.get(&target.channel).cloned() else {
-            let reason = format!(
+            let error = format!(
                 "channel `{}` is not configured in this Clarion",
                 target.channel
             );
-            if self
-                .store
-                .fail_unclaimed(target.id, job.not_before_ms, &reason)
-                .await?
-            {
-                Metrics::inc(&self.metrics.failed);
-            }
-            return Ok(());
+            return self
+                .finish_untried(
+                    &target,
+                    ErrorClass::Permanent.as_str(),
+                    Claim::Failed { error },
+                )
+                .await;
         };
         if let Some(pause) = self.pauses.remaining(&target.channel) {
             // The platform already told us to wait: don't spend an attempt on a sure 429.
             let not_before_ms = now_ms() + pause.as_millis() as i64;
             debug!(target_id = target.id, ?pause, "channel paused; deferring");
-            return self.defer(target.id, job, not_before_ms).await;
+            if self
+                .store
+                .release_claim(target.id, &self.worker_id, not_before_ms)
+                .await?
+            {
+                self.queue
+                    .enqueue(&[Enqueue {
+                        target_id: target.id,
+                        not_before_ms,
+                    }])
+                    .await?;
+            }
+            return Ok(());
         }
-        let lease_until = now_ms() + self.config.lease().as_millis() as i64;
-        match self
-            .store
-            .claim(target.id, job.not_before_ms, &self.worker_id, lease_until)
-            .await?
-        {
-            Some(claimed) => self.attempt(claimed, adapter.as_ref()).await,
-            None => Ok(()), // another worker got it first
-        }
+        self.attempt(target, adapter.as_ref()).await
     }
 
-    /// Moves a not-yet-claimed target's time on (channel paused).
-    async fn defer(
+    /// Ends a claimed target without calling the platform, keeping a record of why.
+    async fn finish_untried(
         &self,
-        target_id: i32,
-        job: Enqueue,
-        not_before_ms: i64,
+        target: &target::Model,
+        outcome: &str,
+        next: Claim,
     ) -> Result<(), SchedulerError> {
-        if self
-            .store
-            .defer(target_id, job.not_before_ms, not_before_ms)
-            .await?
-        {
-            self.queue
-                .enqueue(&[Enqueue {
-                    target_id,
-                    not_before_ms,
-                }])
-                .await?;
+        let now = now_ms();
+        let message = match &next {
+            Claim::Failed { error } | Claim::OutcomeUnknown { error } => Some(error.clone()),
+            _ => None,
+        };
+        let record = AttemptRecord {
+            target_id: target.id,
+            attempt_no: target.attempts,
+            worker: self.worker_id.clone(),
+            started_at_ms: now,
+            finished_at_ms: now,
+            outcome: outcome.to_owned(),
+            http_status: None,
+            retry_after_ms: None,
+            platform_post_id: None,
+            message,
+        };
+        if self.store.finish_attempt(record, next.clone()).await? {
+            self.report(target, &next, now);
         }
         Ok(())
     }
@@ -165,19 +184,18 @@ impl Runtime {
     /// One publish call for a target this worker has claimed.
     async fn attempt(
         &self,
-        claimed: Claimed,
+        target: target::Model,
         adapter: &dyn ChannelAdapter,
     ) -> Result<(), SchedulerError> {
-        let Claimed { target, post } = claimed;
         let outbound = OutboundPost {
             text: target.rendered_text.clone(),
-            campaign: post.campaign.clone(),
+            campaign: target.campaign.clone(),
         };
         let request = PublishRequest {
             post: &outbound,
             idempotency_key: &target.idempotency_key,
             reply_to: None,
-            post_id: i64::from(post.id),
+            post_id: i64::from(target.post_id),
             target_id: i64::from(target.id),
         };
         let started = now_ms();
@@ -300,11 +318,10 @@ impl Runtime {
             return Ok(());
         };
         Metrics::inc(&self.metrics.recovered);
-        let adapter = self.registry.get(&claimed.target.channel).cloned();
-        match adapter {
-            Some(adapter) if adapter.idempotency() == clarion_core::Idempotency::Honoured => {
+        match self.registry.get(&claimed.channel).cloned() {
+            Some(adapter) if adapter.idempotency() == Idempotency::Honoured => {
                 info!(
-                    target_id = target.id,
+                    target_id = claimed.id,
                     previous_worker,
                     "resending with the same idempotency key after a stopped worker"
                 );
@@ -315,23 +332,12 @@ impl Runtime {
                     "worker {previous_worker} stopped while publishing; the channel cannot deduplicate \
                      a resend, so Clarion will not post again on its own: check the channel"
                 );
-                let record = AttemptRecord {
-                    target_id: target.id,
-                    attempt_no: claimed.target.attempts,
-                    worker: self.worker_id.clone(),
-                    started_at_ms: now,
-                    finished_at_ms: now,
-                    outcome: ErrorClass::OutcomeUnknown.as_str().into(),
-                    http_status: None,
-                    retry_after_ms: None,
-                    platform_post_id: None,
-                    message: Some(error.clone()),
-                };
-                let next = Claim::OutcomeUnknown { error };
-                if self.store.finish_attempt(record, next.clone()).await? {
-                    self.report(&claimed.target, &next, now);
-                }
-                Ok(())
+                self.finish_untried(
+                    &claimed,
+                    ErrorClass::OutcomeUnknown.as_str(),
+                    Claim::OutcomeUnknown { error },
+                )
+                .await
             }
         }
     }

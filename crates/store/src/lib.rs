@@ -15,7 +15,7 @@ pub use connect::{DbPool, Store};
 pub use entity::{channel, post, publish_attempt, target};
 pub use error::StoreError;
 pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, SyncOutcome, SyncResult};
-pub use targets::{AttemptRecord, Claim, Claimed, Enqueue, StatusCount};
+pub use targets::{AttemptRecord, Claim, Enqueue, StatusCount};
 
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_ms() -> i64 {

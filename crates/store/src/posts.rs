@@ -75,7 +75,7 @@ impl Store {
         let mut targets = Vec::with_capacity(new.targets.len());
         for t in &new.targets {
             targets.push(
-                new_target_active(post.id, t, new.scheduled_at_ms, now)
+                new_target_active(post.id, t, &new, now)
                     .insert(&txn)
                     .await?,
             );
@@ -126,7 +126,7 @@ impl Store {
         for wanted in &new.targets {
             match current.iter().find(|t| t.channel == wanted.channel) {
                 None => {
-                    let t = new_target_active(post.id, wanted, new.scheduled_at_ms, now)
+                    let t = new_target_active(post.id, wanted, &new, now)
                         .insert(&txn)
                         .await?;
                     enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
@@ -138,6 +138,8 @@ impl Store {
                     active.not_before_ms = Set(new.scheduled_at_ms);
                     active.override_body = Set(wanted.override_body.clone());
                     active.rendered_text = Set(wanted.rendered_text.clone());
+                    active.campaign = Set(new.campaign.clone());
+                    active.campaign = Set(new.campaign.clone());
                     active.last_error = Set(None);
                     active.updated_at_ms = Set(now);
                     let t = active.update(&txn).await?;
@@ -374,13 +376,10 @@ fn post_active(new: &NewPost, now: i64) -> post::ActiveModel {
     }
 }
 
-fn new_target_active(
-    post_id: i32,
-    t: &NewTarget,
-    at: Option<i64>,
-    now: i64,
-) -> target::ActiveModel {
+fn new_target_active(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> target::ActiveModel {
+    let at = post.scheduled_at_ms;
     target::ActiveModel {
+        campaign: Set(post.campaign.clone()),
         post_id: Set(post_id),
         channel: Set(t.channel.clone()),
         status: Set(initial_status(at).as_str().to_owned()),

@@ -8,20 +8,13 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-use crate::{Store, StoreError, now_ms, post, publish_attempt, target};
+use crate::{Store, StoreError, now_ms, publish_attempt, target};
 
 /// One publish job to queue: look at `target_id`, not before `not_before_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Enqueue {
     pub target_id: i32,
     pub not_before_ms: i64,
-}
-
-/// A target this worker now owns, with the post it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub target: target::Model,
-    pub post: post::Model,
 }
 
 /// Where a claimed target goes after its attempt.
@@ -72,15 +65,16 @@ impl Store {
 
     /// `scheduled` -> `publishing`, only if the target is still scheduled for
     /// `not_before_ms`. Returns the claimed row, or None if another worker
-    /// (or an edit, or a cancel) got there first.
+    /// (or an edit, or a cancel) got there first. One statement: the
+    /// database, not the queue, decides who publishes.
     pub async fn claim(
         &self,
         id: i32,
         not_before_ms: i64,
         worker: &str,
         lease_until_ms: i64,
-    ) -> Result<Option<Claimed>, StoreError> {
-        let result = target::Entity::update_many()
+    ) -> Result<Option<target::Model>, StoreError> {
+        let claimed = target::Entity::update_many()
             .col_expr(
                 target::Column::Status,
                 TargetStatus::Publishing.as_str().into(),
@@ -95,9 +89,9 @@ impl Store {
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
             .filter(target::Column::NotBeforeMs.eq(not_before_ms))
-            .exec(&self.db)
+            .exec_with_returning(&self.db)
             .await?;
-        self.claimed(id, result.rows_affected).await
+        Ok(claimed.into_iter().next())
     }
 
     /// Takes over a `publishing` target whose lease ran out (its worker died
@@ -108,8 +102,8 @@ impl Store {
         now: i64,
         worker: &str,
         lease_until_ms: i64,
-    ) -> Result<Option<Claimed>, StoreError> {
-        let result = target::Entity::update_many()
+    ) -> Result<Option<target::Model>, StoreError> {
+        let claimed = target::Entity::update_many()
             .col_expr(
                 target::Column::Attempts,
                 Expr::col(target::Column::Attempts).add(1),
@@ -120,20 +114,44 @@ impl Store {
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
             .filter(target::Column::LeaseUntilMs.lt(now))
-            .exec(&self.db)
+            .exec_with_returning(&self.db)
             .await?;
-        self.claimed(id, result.rows_affected).await
+        Ok(claimed.into_iter().next())
     }
 
-    async fn claimed(&self, id: i32, rows: u64) -> Result<Option<Claimed>, StoreError> {
-        if rows != 1 {
-            return Ok(None);
-        }
-        let found = target::Entity::find_by_id(id)
-            .find_also_related(post::Entity)
-            .one(&self.db)
+    /// Hands a claimed target back untried (its channel is paused), to be
+    /// looked at again at `not_before_ms`. The attempt is not counted.
+    pub async fn release_claim(
+        &self,
+        id: i32,
+        worker: &str,
+        not_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = target::Entity::update_many()
+            .col_expr(
+                target::Column::Status,
+                TargetStatus::Scheduled.as_str().into(),
+            )
+            .col_expr(
+                target::Column::Attempts,
+                Expr::col(target::Column::Attempts).sub(1),
+            )
+            .col_expr(target::Column::NotBeforeMs, not_before_ms.into())
+            .col_expr(
+                target::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                target::Column::LeaseUntilMs,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
+            .filter(target::Column::Id.eq(id))
+            .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+            .filter(target::Column::ClaimedBy.eq(worker))
+            .exec(&self.db)
             .await?;
-        Ok(found.and_then(|(target, post)| post.map(|post| Claimed { target, post })))
+        Ok(result.rows_affected == 1)
     }
 
     /// Records an attempt and moves the claimed target on, in one
@@ -213,40 +231,6 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    /// Ends a target that was never claimed (missed its grace period, or its
-    /// channel is gone): `scheduled` -> `failed`, if still scheduled for `not_before_ms`.
-    pub async fn fail_unclaimed(
-        &self,
-        id: i32,
-        not_before_ms: i64,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        let result = target::Entity::update_many()
-            .col_expr(target::Column::Status, TargetStatus::Failed.as_str().into())
-            .col_expr(target::Column::LastError, error.into())
-            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
-            .filter(target::Column::Id.eq(id))
-            .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
-            .filter(target::Column::NotBeforeMs.eq(not_before_ms))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    /// Moves a scheduled target's not-before time (a paused channel), if
-    /// it is still scheduled for `from_ms`.
-    pub async fn defer(&self, id: i32, from_ms: i64, to_ms: i64) -> Result<bool, StoreError> {
-        let result = target::Entity::update_many()
-            .col_expr(target::Column::NotBeforeMs, to_ms.into())
-            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
-            .filter(target::Column::Id.eq(id))
-            .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
-            .filter(target::Column::NotBeforeMs.eq(from_ms))
-            .exec(&self.db)
-            .await?;
         Ok(result.rows_affected == 1)
     }
 

@@ -17,6 +17,9 @@ pub struct Model {
     pub override_body: Option<String>,
     /// The exact text validated at schedule time and sent at publish time.
     pub rendered_text: String,
+    /// The post's campaign, copied so the publish path and attribution
+    /// reports need no join.
+    pub campaign: Option<String>,
     /// Same for every attempt of this target, so a resend can be deduplicated.
     pub idempotency_key: String,
     pub attempts: i32,
