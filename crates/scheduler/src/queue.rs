@@ -57,7 +57,10 @@ impl PublishQueue {
                     apalis_sqlite::Config::default()
                         .queue(QUEUE_NAME)
                         .batch_size(config.batch_size.max(1))
-                        .heartbeat_interval(heartbeat),
+                        .heartbeat_interval(heartbeat)
+                        // The store's claim, not a job lock, decides who publishes;
+                        // orphaned jobs are re-queued from `Queued` too.
+                        .lock_tasks(false),
                 ),
             ),
             DbPool::Postgres(pool) => Self::Postgres(
@@ -65,7 +68,10 @@ impl PublishQueue {
                     apalis_postgres::Config::default()
                         .queue(QUEUE_NAME)
                         .batch_size(config.batch_size.max(1))
-                        .heartbeat_interval(heartbeat),
+                        .heartbeat_interval(heartbeat)
+                        // The store's claim, not a job lock, decides who publishes;
+                        // orphaned jobs are re-queued from `Queued` too.
+                        .lock_tasks(false),
                 ),
             ),
         }

@@ -234,10 +234,10 @@ impl Runtime {
                 record.http_status = error.status.map(i32::from);
                 record.retry_after_ms = error.retry_after.map(|d| d.as_millis() as i64);
                 record.message = Some(error.message.clone());
-                if error.class == ErrorClass::RateLimited {
-                    if let Some(wait) = error.retry_after {
-                        self.pauses.pause(&target.channel, wait);
-                    }
+                if error.class == ErrorClass::RateLimited
+                    && let Some(wait) = error.retry_after
+                {
+                    self.pauses.pause(&target.channel, wait);
                 }
                 after_failure(
                     &self.config,

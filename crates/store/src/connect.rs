@@ -47,10 +47,10 @@ impl Store {
             )
         } else {
             let options = sqlite_options(url)?;
-            if let Some(parent) = options.get_filename().parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| bad_url(url, e))?;
-                }
+            if let Some(parent) = options.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| bad_url(url, e))?;
             }
             DbPool::Sqlite(
                 SqlitePoolOptions::new()

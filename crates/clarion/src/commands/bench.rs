@@ -43,7 +43,12 @@ pub enum BenchCommand {
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
-    let BenchCommand::Schedule { posts, database_url, lead_secs, spread_secs } = cmd;
+    let BenchCommand::Schedule {
+        posts,
+        database_url,
+        lead_secs,
+        spread_secs,
+    } = cmd;
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;
     scratch.drop_it().await;
@@ -106,10 +111,13 @@ async fn schedule_bench(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    // Drafts first, then one schedule pass: all N share one due moment.
+    // Drafts first, then one schedule pass: all N share one due moment (or
+    // a spread starting there). The pass costs up to about twice what the drafts did, so
+    // the due moment is placed after it, plus the asked-for lead.
+    let drafts_took = started.elapsed();
     let due = chrono::Utc::now()
-        + chrono::Duration::seconds(lead_secs as i64)
-        + chrono::Duration::milliseconds((posts as i64) / 2);
+        + chrono::Duration::from_std(drafts_took.mul_f64(3.0)).unwrap_or_default()
+        + chrono::Duration::seconds(lead_secs as i64);
     let due_ms = due.timestamp_millis();
     let bar = ProgressBar::new(posts as u64);
     bar.set_style(
@@ -120,7 +128,10 @@ async fn schedule_bench(
     let mut due_by_key = HashMap::with_capacity(posts);
     for (n, id) in ids.iter().enumerate() {
         let at = due + chrono::Duration::milliseconds((n as f64 * step_ms) as i64);
-        let detail = service.schedule(*id, at).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let detail = service
+            .schedule(*id, at)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for t in detail.targets {
             due_by_key.insert(t.idempotency_key, at.timestamp_millis());
         }
@@ -233,7 +244,12 @@ struct Report {
 
 impl Report {
     /// `due_ms` is the first due moment; lateness is against each post's own time.
-    fn new(arrivals: &[(String, i64)], posts: usize, due_ms: i64, due_by_key: &HashMap<String, i64>) -> Self {
+    fn new(
+        arrivals: &[(String, i64)],
+        posts: usize,
+        due_ms: i64,
+        due_by_key: &HashMap<String, i64>,
+    ) -> Self {
         let distinct: HashSet<&str> = arrivals.iter().map(|(k, _)| k.as_str()).collect();
         let mut lateness: Vec<i64> = arrivals
             .iter()
@@ -319,13 +335,13 @@ impl Scratch {
                 let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
             }
         }
-        if let Some((url, name)) = &self.admin {
-            if let Ok(admin) = Store::connect(url, 1).await {
-                let _ = admin
-                    .connection()
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            }
+        if let Some((url, name)) = &self.admin
+            && let Ok(admin) = Store::connect(url, 1).await
+        {
+            let _ = admin
+                .connection()
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
         }
     }
 }
