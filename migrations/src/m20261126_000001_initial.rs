@@ -41,6 +41,9 @@ enum Targets {
     NotBeforeMs,
     OverrideBody,
     RenderedText,
+    Parts,
+    Media,
+    ThreadProgress,
     Campaign,
     IdempotencyKey,
     Attempts,
@@ -120,6 +123,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(Targets::NotBeforeMs))
                     .col(text_null(Targets::OverrideBody))
                     .col(text(Targets::RenderedText))
+                    .col(text(Targets::Parts))
+                    .col(text(Targets::Media))
+                    .col(text(Targets::ThreadProgress))
                     .col(string_null(Targets::Campaign))
                     .col(string(Targets::IdempotencyKey))
                     .col(integer(Targets::Attempts).default(0))

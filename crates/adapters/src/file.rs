@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clarion_core::{
-    AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
+    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
     Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
 };
 use serde::Deserialize;
@@ -37,7 +37,11 @@ impl AdapterFactory for Factory {
         "file"
     }
 
-    fn build(&self, config: &ChannelConfig) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+    fn build(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         let s: Settings = config.settings()?;
         Ok(Arc::new(FileAdapter {
             path: s.path,
@@ -147,10 +151,10 @@ mod tests {
             "name": "dry", "kind": "file", "path": path,
         }))
         .unwrap();
-        let adapter = Factory.build(&config).unwrap();
+        let adapter = Factory.build(&config, &AdapterContext::default()).unwrap();
         let post = OutboundPost {
             text: "hello".into(),
-            campaign: None,
+            ..Default::default()
         };
         for key in ["k1", "k1", "k2"] {
             let request = PublishRequest {

@@ -6,10 +6,17 @@
 //! on their own (the scheduler owns retries), and never put a credential in
 //! an error message.
 
+mod bluesky;
+mod discord;
+mod email;
 mod file;
 pub mod http;
+mod mastodon;
+mod matrix;
 mod stdout;
+mod telegram;
 mod webhook;
+mod x;
 
 use clarion_core::AdapterFactory;
 
@@ -20,9 +27,16 @@ pub use webhook::{WebhookAdapter, WebhookFormat};
 /// Every platform Clarion can publish to. Adding one is a line here.
 pub fn builtin_factories(client: reqwest::Client) -> Vec<Box<dyn AdapterFactory>> {
     vec![
-        Box::new(webhook::Factory::new(client)),
+        Box::new(webhook::Factory::new(client.clone())),
         Box::new(stdout::Factory),
         Box::new(file::Factory),
+        Box::new(mastodon::Factory),
+        Box::new(bluesky::Factory),
+        Box::new(matrix::Factory),
+        Box::new(x::Factory),
+        Box::new(discord::Factory),
+        Box::new(telegram::Factory),
+        Box::new(email::Factory),
     ]
 }
 

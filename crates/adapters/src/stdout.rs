@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clarion_core::{
-    AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
+    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
     Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
 };
 use serde::Deserialize;
@@ -31,7 +31,11 @@ impl AdapterFactory for Factory {
         "stdout"
     }
 
-    fn build(&self, config: &ChannelConfig) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+    fn build(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         let s: Settings = config.settings()?;
         Ok(Arc::new(StdoutAdapter {
             name: config.name.clone(),

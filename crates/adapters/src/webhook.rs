@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clarion_core::{
-    AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
+    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
     Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
     Secret, SecretRef,
 };
@@ -93,7 +93,11 @@ impl AdapterFactory for Factory {
         "webhook"
     }
 
-    fn build(&self, config: &ChannelConfig) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+    fn build(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         let s: Settings = config.settings()?;
         let what = |field: &str| format!("channel `{}` {field}", config.name);
         let url = match (s.url, s.url_secret) {
@@ -152,7 +156,7 @@ impl WebhookAdapter {
                 "idempotency_key": request.idempotency_key,
                 "text": request.post.text,
                 "campaign": request.post.campaign,
-                "reply_to": request.reply_to,
+                "reply_to": request.reply_to.map(|r| r.parent),
             }),
             WebhookFormat::Slack => json!({ "text": request.post.text }),
             WebhookFormat::Discord => json!({ "content": request.post.text }),
@@ -304,13 +308,15 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .extend(settings.as_object().unwrap().clone());
-        Factory::new(reqwest::Client::new()).build(&serde_json::from_value(config).unwrap())
+        Factory::new(reqwest::Client::new())
+            .build(&serde_json::from_value(config).unwrap(), &AdapterContext::default())
     }
 
     async fn publish(adapter: &dyn ChannelAdapter) -> Result<PublishReceipt, PublishError> {
         let post = OutboundPost {
             text: "hello".into(),
             campaign: Some("spring".into()),
+            media: vec![],
         };
         adapter
             .publish(PublishRequest {

@@ -10,11 +10,13 @@ mod files;
 mod helpers;
 mod library;
 mod markdown;
+mod media;
 mod plan;
 mod post;
 
 pub use error::ContentError;
 pub use library::{ChannelInfo, ContentLibrary, PostSource};
 pub use markdown::{to_html as markdown_to_html, to_plain as markdown_to_plain};
-pub use plan::{PlannedTarget, plan_file, render_targets};
+pub use media::{describe as describe_media, mime_for};
+pub use plan::{PlannedTarget, plan_file, render_targets, split_thread};
 pub use post::{PostFile, load_post_dir, parse_post_file};

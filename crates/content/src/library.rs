@@ -17,6 +17,10 @@ pub struct PostSource {
     pub template: Option<String>,
     pub vars: Map<String, Value>,
     pub campaign: Option<String>,
+    /// Split the rendered text into thread parts at lines that are exactly `---`.
+    pub thread: bool,
+    /// Attachments, sent with the first part.
+    pub media: Vec<clarion_core::Media>,
 }
 
 /// The channel being rendered for, as templates see it under `channel`.

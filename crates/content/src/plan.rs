@@ -1,15 +1,34 @@
 //! Rendering a post for each of its channels and checking the result against
 //! each platform's limits, before anything is queued.
 
-use clarion_core::{AdapterRegistry, OutboundPost};
+use clarion_core::{AdapterRegistry, OutboundPost, ThreadStyle};
 
 use crate::{ChannelInfo, ContentError, ContentLibrary, PostFile, PostSource};
 
-/// The final text for one channel.
+/// The final content for one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedTarget {
     pub channel: String,
+    /// The whole rendered text.
     pub text: String,
+    /// The messages to send: one, or a thread's parts in order.
+    pub parts: Vec<String>,
+    pub media: Vec<clarion_core::Media>,
+}
+
+/// A thread's parts: the text cut at lines that are exactly `---`, each part
+/// trimmed, empty parts dropped.
+pub fn split_thread(text: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    for line in text.lines() {
+        if line.trim() == "---" {
+            parts.push(String::new());
+        } else if let Some(last) = parts.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    parts.into_iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
 }
 
 /// Which step failed, so `plan_file` can point at the right line.
@@ -62,10 +81,13 @@ fn render_all(
     let mut targets = Vec::new();
     let mut problems = Vec::new();
     for channel in channels {
-        match render_one(library, &source_for(channel), channel, registry) {
-            Ok(text) => targets.push(PlannedTarget {
+        let source = source_for(channel);
+        match render_one(library, &source, channel, registry) {
+            Ok((text, parts)) => targets.push(PlannedTarget {
                 channel: channel.clone(),
                 text,
+                parts,
+                media: source.media.clone(),
             }),
             Err((step, error)) => problems.push((step, error.for_channel(channel))),
         }
@@ -78,7 +100,7 @@ fn render_one(
     source: &PostSource,
     channel: &str,
     registry: &AdapterRegistry,
-) -> Result<String, (Step, ContentError)> {
+) -> Result<(String, Vec<String>), (Step, ContentError)> {
     let Some(adapter) = registry.get(channel) else {
         return Err((Step::Channel, unknown_channel(registry)));
     };
@@ -90,14 +112,32 @@ fn render_one(
     let text = library
         .render(source, &info)
         .map_err(|error| (Step::Render, error))?;
-    let post = OutboundPost {
-        text,
-        campaign: source.campaign.clone(),
+    let parts = if source.thread { split_thread(&text) } else { vec![text.clone()] };
+    if parts.is_empty() {
+        return Err((Step::Validate, ContentError::new("the post is empty")));
+    }
+    // A native thread is checked part by part; elsewhere the parts go out as one message.
+    let messages = match adapter.thread_style() {
+        ThreadStyle::Native => parts.clone(),
+        ThreadStyle::Joined => vec![parts.join("\n\n")],
     };
-    adapter
-        .validate(&post)
-        .map_err(|error| (Step::Validate, ContentError::new(error.message)))?;
-    Ok(post.text)
+    let count = messages.len();
+    for (i, message) in messages.into_iter().enumerate() {
+        let post = OutboundPost {
+            text: message,
+            campaign: source.campaign.clone(),
+            media: if i == 0 { source.media.clone() } else { Vec::new() },
+        };
+        adapter.validate(&post).map_err(|error| {
+            let message = if count > 1 {
+                format!("part {} of {count}: {}", i + 1, error.message)
+            } else {
+                error.message
+            };
+            (Step::Validate, ContentError::new(message))
+        })?;
+    }
+    Ok((text, parts))
 }
 
 fn unknown_channel(registry: &AdapterRegistry) -> ContentError {
@@ -171,6 +211,9 @@ mod tests {
         fn idempotency(&self) -> Idempotency {
             Idempotency::None
         }
+        fn thread_style(&self) -> clarion_core::ThreadStyle {
+            clarion_core::ThreadStyle::Native
+        }
         async fn publish(&self, _: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
             Err(PublishError::new(ErrorClass::Permanent, "test adapter"))
         }
@@ -206,11 +249,15 @@ mod tests {
             [
                 PlannedTarget {
                     channel: "plain".to_owned(),
-                    text: "Clarion".to_owned()
+                    text: "Clarion".to_owned(),
+                    parts: vec!["Clarion".to_owned()],
+                    media: vec![],
                 },
                 PlannedTarget {
                     channel: "md".to_owned(),
-                    text: "*Clarion*".to_owned()
+                    text: "*Clarion*".to_owned(),
+                    parts: vec!["*Clarion*".to_owned()],
+                    media: vec![],
                 },
             ]
         );
@@ -293,5 +340,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok[0].text, "short");
+    }
+
+    #[test]
+    fn threads_split_at_dashes_and_each_part_is_checked() {
+        assert_eq!(split_thread("one\n---\n\ntwo\n---\n---\nthree\n"), ["one", "two", "three"]);
+        assert_eq!(split_thread("a --- b"), ["a --- b"]);
+        // The test adapter counts 10 characters and threads natively.
+        let thread = |body: &str| PostSource { body: body.to_owned(), thread: true, ..PostSource::default() };
+        let ok = render_targets(&ContentLibrary::empty(), |_: &str| thread("first\n---\nsecond"), &["md".to_owned()], &registry())
+            .unwrap();
+        assert_eq!(ok[0].parts, ["first", "second"]);
+        let errors = render_targets(&ContentLibrary::empty(), |_: &str| thread("short\n---\nfar too long"), &["md".to_owned()], &registry())
+            .unwrap_err();
+        assert_eq!(messages(errors), ["channel `md`: part 2 of 2: text is 12 characters long; the limit is 10"]);
     }
 }

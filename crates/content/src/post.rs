@@ -46,6 +46,10 @@ pub struct PostFile {
     pub body_line: usize,
     /// 1-based line of the `channels =` key, or 1 when it is missing.
     pub channels_line: usize,
+    /// `thread = true`: the body is split into parts at `---` lines.
+    pub thread: bool,
+    /// `media = [{ path = "img.png", alt = "..." }]`, paths relative to the file.
+    pub media: Vec<clarion_core::Media>,
 }
 
 impl PostFile {
@@ -57,6 +61,8 @@ impl PostFile {
             template: self.template.clone(),
             vars: self.vars.clone(),
             campaign: self.campaign.clone(),
+            thread: self.thread,
+            media: self.media.clone(),
         }
     }
 }
@@ -74,6 +80,18 @@ struct FrontMatter {
     vars: toml::Table,
     #[serde(default)]
     overrides: BTreeMap<String, Override>,
+    #[serde(default)]
+    thread: bool,
+    #[serde(default)]
+    media: Vec<Spanned<MediaSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaSpec {
+    path: String,
+    #[serde(default)]
+    alt: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +126,17 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
     let at = parse_at(front.at.as_ref(), &line_at).map_err(located)?;
     let (channels, channels_line) = check_channels(front.channels, &line_at).map_err(located)?;
     let overrides = check_overrides(front.overrides, &channels, &line_at).map_err(located)?;
+    let base = Path::new(path).parent().unwrap_or(Path::new("."));
+    let media = front
+        .media
+        .into_iter()
+        .map(|spec| {
+            let line = line_at(spec.span().start);
+            let spec = spec.into_inner();
+            crate::media::describe(&base.join(&spec.path), spec.alt).map_err(|m| (line, m))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(located)?;
     Ok(PostFile {
         path: path.to_owned(),
         source_key: source_key.to_owned(),
@@ -125,6 +154,8 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
         body: sections.body.to_owned(),
         body_line: sections.body_line,
         channels_line,
+        thread: front.thread,
+        media,
     })
 }
 

@@ -1,5 +1,8 @@
 //! The channel adapter contract: the one trait every platform implements.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -27,26 +30,109 @@ pub enum Idempotency {
     None,
 }
 
-/// The rendered content of one target, ready for a platform.
+/// An image (or other file) attached to a post, read from local disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    pub path: PathBuf,
+    /// Alt text for screen readers; platforms that support it get it.
+    pub alt: String,
+    /// MIME type, e.g. `image/png`.
+    pub mime: String,
+    /// Size in bytes, measured when the post was planned.
+    pub bytes: u64,
+}
+
+/// One message for a platform: a whole post, or one part of a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OutboundPost {
-    /// Text of the first (or only) part, in the channel's markup.
+    /// The text, in the channel's markup.
     pub text: String,
     /// Campaign tag carried for attribution; adapters may forward it.
     pub campaign: Option<String>,
+    /// Attachments (only on the first part of a thread).
+    #[serde(default)]
+    pub media: Vec<Media>,
+}
+
+/// What a message answers: the first and the previous message of a thread
+/// (or of a conversation, for engagement replies). Ids are the adapter's own
+/// opaque strings, as it returned them in [`PublishReceipt::platform_post_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyTo<'a> {
+    pub root: &'a str,
+    pub parent: &'a str,
 }
 
 /// One publish call. Everything an adapter needs, nothing from the database.
 #[derive(Debug, Clone)]
 pub struct PublishRequest<'a> {
     pub post: &'a OutboundPost,
-    /// Stable for every attempt of one target: a retry reuses it.
+    /// Stable for every attempt of one message: a retry reuses it. Thread
+    /// parts after the first get `<key>.<part>`.
     pub idempotency_key: &'a str,
-    /// Platform id of the message this one answers (engagement replies, threads).
-    pub reply_to: Option<&'a str>,
+    /// Set for thread parts after the first, and for replies.
+    pub reply_to: Option<ReplyTo<'a>>,
     /// Clarion's ids, for adapters that forward them (webhook bodies).
     pub post_id: i64,
     pub target_id: i64,
+}
+
+/// How a platform takes a post of several parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadStyle {
+    /// Each part is its own message, replying to the previous one.
+    Native,
+    /// The parts are joined into one message (email, webhooks).
+    Joined,
+}
+
+/// What attachments a platform takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaRule {
+    pub max_count: usize,
+    pub max_bytes: u64,
+    pub mime_types: &'static [&'static str],
+}
+
+impl MediaRule {
+    /// No attachments at all.
+    pub const NONE: MediaRule = MediaRule {
+        max_count: 0,
+        max_bytes: 0,
+        mime_types: &[],
+    };
+
+    /// Common web images.
+    pub const IMAGES: &'static [&'static str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+    pub fn check(&self, media: &[Media]) -> Result<(), ValidationError> {
+        if media.len() > self.max_count {
+            return Err(ValidationError::new(if self.max_count == 0 {
+                "this channel takes no attachments".to_owned()
+            } else {
+                format!("{} attachments; the limit is {}", media.len(), self.max_count)
+            }));
+        }
+        for m in media {
+            if !self.mime_types.contains(&m.mime.as_str()) {
+                return Err(ValidationError::new(format!(
+                    "{}: type {} is not accepted (accepted: {})",
+                    m.path.display(),
+                    m.mime,
+                    self.mime_types.join(", ")
+                )));
+            }
+            if m.bytes > self.max_bytes {
+                return Err(ValidationError::new(format!(
+                    "{}: {} bytes; the limit is {} bytes",
+                    m.path.display(),
+                    m.bytes,
+                    self.max_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the platform said when a publish succeeded.
@@ -86,9 +172,27 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
     /// Whether a resend with the same idempotency key is deduplicated.
     fn idempotency(&self) -> Idempotency;
 
-    /// Checks content against the platform's limits before anything is queued.
+    /// How a thread is published. Native threads publish part by part and
+    /// resume at the failed part on retry.
+    fn thread_style(&self) -> ThreadStyle {
+        ThreadStyle::Joined
+    }
+
+    /// Which attachments the platform takes.
+    fn media_rule(&self) -> MediaRule {
+        MediaRule::NONE
+    }
+
+    /// Least time between two sends on this channel, so a large schedule is
+    /// paced to the platform's documented limits instead of rejected.
+    fn min_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Checks one message against the platform's limits before anything is queued.
     fn validate(&self, post: &OutboundPost) -> Result<(), ValidationError> {
-        self.length_rule().check(&post.text)
+        self.length_rule().check(&post.text)?;
+        self.media_rule().check(&post.media)
     }
 
     /// Publishes one post. Must classify every failure (see [`ErrorClass`]).

@@ -7,6 +7,7 @@
 //! ([`LengthRule`]), and how secrets are read ([`Secret`]).
 
 mod adapter;
+mod adapter_store;
 mod error;
 mod registry;
 mod secret;
@@ -14,10 +15,12 @@ mod status;
 mod text;
 
 pub use adapter::{
-    ChannelAdapter, ChannelCheck, Idempotency, Markup, OutboundPost, PublishReceipt, PublishRequest,
+    ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,
+    PublishReceipt, PublishRequest, ReplyTo, ThreadStyle,
 };
+pub use adapter_store::{AdapterStoreError, AdapterStore, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};
-pub use registry::{AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};
+pub use registry::{AdapterContext, AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};
 pub use secret::{Secret, SecretRef};
 pub use status::{StatusError, TargetStatus};
 pub use text::{LengthRule, LengthUnit, truncate_graphemes};

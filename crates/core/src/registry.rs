@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::ChannelAdapter;
+use crate::{ChannelAdapter, AdapterStore, MemoryAdapterStore};
 
 /// A configuration problem, with the channel or setting it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,11 +38,30 @@ impl ChannelConfig {
     }
 }
 
+/// What every factory may hand to the adapters it builds.
+#[derive(Debug, Clone)]
+pub struct AdapterContext {
+    /// Where refreshed tokens and delivery marks persist (encrypted by the store).
+    pub state: Arc<dyn AdapterStore>,
+}
+
+impl Default for AdapterContext {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(MemoryAdapterStore::default()),
+        }
+    }
+}
+
 /// Builds adapters of one platform kind. Adding a platform means writing one
 /// adapter module with one factory and registering it in one list.
 pub trait AdapterFactory: Send + Sync {
     fn kind(&self) -> &'static str;
-    fn build(&self, config: &ChannelConfig) -> Result<Arc<dyn ChannelAdapter>, ConfigError>;
+    fn build(
+        &self,
+        config: &ChannelConfig,
+        context: &AdapterContext,
+    ) -> Result<Arc<dyn ChannelAdapter>, ConfigError>;
 }
 
 /// The configured channels, by name.
@@ -56,6 +75,7 @@ impl AdapterRegistry {
     pub fn build(
         factories: &[Box<dyn AdapterFactory>],
         configs: &[ChannelConfig],
+        context: &AdapterContext,
     ) -> Result<Self, ConfigError> {
         let mut registry = Self::default();
         let mut problems = Vec::new();
@@ -74,7 +94,7 @@ impl AdapterRegistry {
                 ));
                 continue;
             };
-            match factory.build(config) {
+            match factory.build(config, context) {
                 Ok(adapter) => {
                     registry.channels.insert(config.name.clone(), adapter);
                 }

@@ -15,6 +15,9 @@ pub struct NewTarget {
     pub channel: String,
     pub override_body: Option<String>,
     pub rendered_text: String,
+    /// The messages to send: one, or a thread's parts.
+    pub parts: Vec<String>,
+    pub media: Vec<clarion_core::Media>,
 }
 
 /// A post to create or sync. `scheduled_at_ms = None` makes a draft.
@@ -138,6 +141,8 @@ impl Store {
                     active.not_before_ms = Set(new.scheduled_at_ms);
                     active.override_body = Set(wanted.override_body.clone());
                     active.rendered_text = Set(wanted.rendered_text.clone());
+                    active.parts = Set(json(&wanted.parts));
+                    active.media = Set(json(&wanted.media));
                     active.campaign = Set(new.campaign.clone());
                     active.campaign = Set(new.campaign.clone());
                     active.last_error = Set(None);
@@ -387,11 +392,18 @@ fn new_target_active(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> t
         not_before_ms: Set(at),
         override_body: Set(t.override_body.clone()),
         rendered_text: Set(t.rendered_text.clone()),
+        parts: Set(json(&t.parts)),
+        media: Set(json(&t.media)),
+        thread_progress: Set("[]".to_owned()),
         idempotency_key: Set(uuid::Uuid::new_v4().to_string()),
         attempts: Set(0),
         updated_at_ms: Set(now),
         ..Default::default()
     }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The publish jobs a set of targets needs: one per scheduled target.

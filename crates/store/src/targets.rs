@@ -119,6 +119,26 @@ impl Store {
         Ok(claimed.into_iter().next())
     }
 
+    /// Records the receipts of the thread parts published so far, while
+    /// `worker` still holds the claim, so a retry resumes after them.
+    pub async fn record_thread_progress(
+        &self,
+        id: i32,
+        worker: &str,
+        progress: &[clarion_core::PublishReceipt],
+    ) -> Result<bool, StoreError> {
+        let progress = serde_json::to_string(progress).unwrap_or_else(|_| "[]".to_owned());
+        let result = target::Entity::update_many()
+            .col_expr(target::Column::ThreadProgress, progress.into())
+            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
+            .filter(target::Column::Id.eq(id))
+            .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+            .filter(target::Column::ClaimedBy.eq(worker))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Hands a claimed target back untried (its channel is paused), to be
     /// looked at again at `not_before_ms`. The attempt is not counted.
     pub async fn release_claim(

@@ -1,4 +1,4 @@
-use clarion_core::{StatusError, TargetStatus};
+use clarion_core::{Media, PublishReceipt, StatusError, TargetStatus};
 use sea_orm::entity::prelude::*;
 
 /// One post on one channel, with its own status machine and idempotency key.
@@ -17,6 +17,13 @@ pub struct Model {
     pub override_body: Option<String>,
     /// The exact text validated at schedule time and sent at publish time.
     pub rendered_text: String,
+    /// The messages to send as a JSON array of strings: one, or a thread's parts.
+    pub parts: String,
+    /// Attachments as a JSON array of `clarion_core::Media`.
+    pub media: String,
+    /// Receipts of the thread parts already published (JSON array), so a
+    /// retry resumes at the first part not yet out.
+    pub thread_progress: String,
     /// The post's campaign, copied so the publish path and attribution
     /// reports need no join.
     pub campaign: Option<String>,
@@ -36,6 +43,18 @@ pub struct Model {
 impl Model {
     pub fn status(&self) -> Result<TargetStatus, StatusError> {
         TargetStatus::parse(&self.status)
+    }
+
+    pub fn parts(&self) -> Vec<String> {
+        serde_json::from_str(&self.parts).unwrap_or_else(|_| vec![self.rendered_text.clone()])
+    }
+
+    pub fn media(&self) -> Vec<Media> {
+        serde_json::from_str(&self.media).unwrap_or_default()
+    }
+
+    pub fn thread_progress(&self) -> Vec<PublishReceipt> {
+        serde_json::from_str(&self.thread_progress).unwrap_or_default()
     }
 }
 

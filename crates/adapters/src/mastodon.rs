@@ -1,0 +1,21 @@
+//! `mastodon`: placeholder until its adapter lands (being written now).
+
+use std::sync::Arc;
+
+use clarion_core::{AdapterContext, AdapterFactory, ChannelAdapter, ChannelConfig, ConfigError};
+
+pub(crate) struct Factory;
+
+impl AdapterFactory for Factory {
+    fn kind(&self) -> &'static str {
+        "mastodon"
+    }
+
+    fn build(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+        Err(ConfigError::new(format!("channel `{}`: the mastodon adapter is not available yet", config.name)))
+    }
+}
