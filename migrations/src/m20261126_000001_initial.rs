@@ -72,6 +72,17 @@ enum PublishAttempts {
     Message,
 }
 
+#[derive(DeriveIden)]
+enum AdapterState {
+    Table,
+    Id,
+    Scope,
+    Name,
+    Nonce,
+    Ciphertext,
+    UpdatedAtMs,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -192,6 +203,33 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Small state adapters keep between calls (refreshed tokens,
+        // delivery marks), AES-256-GCM encrypted.
+        manager
+            .create_table(
+                Table::create()
+                    .table(AdapterState::Table)
+                    .if_not_exists()
+                    .col(pk_auto(AdapterState::Id))
+                    .col(string(AdapterState::Scope))
+                    .col(string(AdapterState::Name))
+                    .col(string(AdapterState::Nonce))
+                    .col(text(AdapterState::Ciphertext))
+                    .col(big_integer(AdapterState::UpdatedAtMs))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_adapter_state_scope_name")
+                    .table(AdapterState::Table)
+                    .col(AdapterState::Scope)
+                    .col(AdapterState::Name)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -205,6 +243,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            AdapterState::Table.into_iden(),
             PublishAttempts::Table.into_iden(),
             Targets::Table.into_iden(),
             Posts::Table.into_iden(),

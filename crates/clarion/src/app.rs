@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clarion_content::ContentLibrary;
-use clarion_core::AdapterRegistry;
+use clarion_core::{AdapterContext, AdapterRegistry};
 use clarion_scheduler::{PostService, PublishQueue};
-use clarion_store::Store;
+use clarion_store::{DbAdapterStore, SecretKey, Store};
 
 use crate::config::Config;
 
@@ -22,7 +22,7 @@ impl App {
     /// Opens everything a command needs. Channels and templates are checked
     /// before the database is touched, so a bad config changes nothing.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let registry = Arc::new(build_registry(&config)?);
+        build_registry(&config, &AdapterContext::default())?;
         let library = Arc::new(
             ContentLibrary::load(&config.content_dir.join("templates"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -31,6 +31,7 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
+        let registry = Arc::new(build_registry(&config, &adapter_context(&store))?);
         let queue = PublishQueue::open(&store, &config.scheduler)
             .await
             .context("opening the job queue")?;
@@ -60,9 +61,25 @@ impl App {
     }
 }
 
-pub fn build_registry(config: &Config) -> anyhow::Result<AdapterRegistry> {
+pub fn build_registry(config: &Config, context: &AdapterContext) -> anyhow::Result<AdapterRegistry> {
     let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
-    AdapterRegistry::build(&factories, &config.channels).map_err(|e| anyhow::anyhow!("config: {e}"))
+    AdapterRegistry::build(&factories, &config.channels, context).map_err(|e| anyhow::anyhow!("config: {e}"))
+}
+
+/// Adapters persist refreshed tokens and delivery marks in the database,
+/// encrypted with CLARION_SECRET_KEY; without a key they keep them in memory.
+fn adapter_context(store: &Store) -> AdapterContext {
+    match std::env::var("CLARION_SECRET_KEY") {
+        Ok(key) if !key.trim().is_empty() => AdapterContext {
+            state: Arc::new(DbAdapterStore::new(store.clone(), SecretKey::from_passphrase(key.trim()))),
+        },
+        _ => {
+            tracing::warn!(
+                "CLARION_SECRET_KEY is not set: refreshed tokens and delivery marks are kept in memory only"
+            );
+            AdapterContext::default()
+        }
+    }
 }
 
 /// Unique per process, readable in logs and attempt records.

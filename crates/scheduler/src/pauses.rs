@@ -32,9 +32,45 @@ impl ChannelPauses {
     }
 }
 
+/// Spaces sends on one channel at least `min_interval` apart (in this
+/// process), so a large schedule is paced to the platform's documented
+/// limits instead of being answered with 429s.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    next_slot: Mutex<HashMap<String, Instant>>,
+}
+
+impl Pacer {
+    /// Waits for this channel's next free slot and takes it.
+    pub async fn wait_turn(&self, channel: &str, min_interval: Option<Duration>) {
+        let Some(interval) = min_interval else { return };
+        let slot = {
+            let Ok(mut slots) = self.next_slot.lock() else { return };
+            let now = Instant::now();
+            let slot = slots.get(channel).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(channel.to_owned(), slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_spaces_sends_per_channel() {
+        let pacer = Pacer::default();
+        let start = Instant::now();
+        for _ in 0..3 {
+            pacer.wait_turn("slow", Some(Duration::from_millis(50))).await;
+        }
+        pacer.wait_turn("other", Some(Duration::from_millis(50))).await;
+        pacer.wait_turn("free", None).await;
+        // Three sends 50 ms apart take at least 100 ms.
+        assert!(start.elapsed() >= Duration::from_millis(100), "{:?}", start.elapsed());
+    }
 
     #[test]
     fn a_pause_only_grows() {

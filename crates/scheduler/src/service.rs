@@ -34,6 +34,10 @@ pub struct PostInput {
     /// When to publish; None with `draft = false` means now.
     pub at: Option<DateTime<Utc>>,
     pub draft: bool,
+    /// Split into thread parts at lines that are exactly `---`.
+    pub thread: bool,
+    /// Attachments (local files), sent with the first part.
+    pub media: Vec<clarion_core::Media>,
 }
 
 /// What `content sync` did with one file.
@@ -101,6 +105,8 @@ impl PostService {
             template: input.template.clone(),
             vars: input.vars.clone(),
             campaign: input.campaign.clone(),
+            thread: input.thread,
+            media: input.media.clone(),
         };
         let planned = render_targets(&self.library, source_for, &input.channels, &self.registry)
             .map_err(ServiceError::Invalid)?;
@@ -233,6 +239,8 @@ fn new_targets(
             override_body: overrides.get(&p.channel).cloned(),
             channel: p.channel,
             rendered_text: p.text,
+            parts: p.parts,
+            media: p.media,
         })
         .collect()
 }
@@ -243,7 +251,7 @@ fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
     let fingerprint = serde_json::json!({
         "body": file.body, "template": file.template, "vars": vars,
         "campaign": file.campaign, "author": file.author, "at": file.at.timestamp_millis(),
-        "targets": targets.iter().map(|t| (&t.channel, &t.rendered_text, &t.override_body)).collect::<Vec<_>>(),
+        "targets": targets.iter().map(|t| (&t.channel, &t.parts, &t.media, &t.override_body)).collect::<Vec<_>>(),
     });
     NewPost {
         source_key: Some(file.source_key.clone()),

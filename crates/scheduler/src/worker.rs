@@ -6,13 +6,13 @@ use std::time::Duration;
 use apalis::prelude::*;
 use clarion_core::{
     AdapterRegistry, ChannelAdapter, ErrorClass, Idempotency, OutboundPost, PublishError,
-    PublishRequest, TargetStatus,
+    PublishReceipt, PublishRequest, ReplyTo, TargetStatus, ThreadStyle,
 };
 use clarion_store::{AttemptRecord, Claim, Enqueue, Store, now_ms, target};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
-use crate::pauses::ChannelPauses;
+use crate::pauses::{ChannelPauses, Pacer};
 use crate::retry::after_failure;
 use crate::sweeper::Health;
 use crate::{PublishQueue, SchedulerConfig, SchedulerError};
@@ -32,6 +32,7 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pauses: ChannelPauses,
+    pacer: Pacer,
 }
 
 impl Runtime {
@@ -51,6 +52,7 @@ impl Runtime {
             metrics: Arc::default(),
             health: Arc::default(),
             pauses: ChannelPauses::default(),
+            pacer: Pacer::default(),
         }
     }
 
@@ -187,27 +189,8 @@ impl Runtime {
         target: target::Model,
         adapter: &dyn ChannelAdapter,
     ) -> Result<(), SchedulerError> {
-        let outbound = OutboundPost {
-            text: target.rendered_text.clone(),
-            campaign: target.campaign.clone(),
-        };
-        let request = PublishRequest {
-            post: &outbound,
-            idempotency_key: &target.idempotency_key,
-            reply_to: None,
-            post_id: i64::from(target.post_id),
-            target_id: i64::from(target.id),
-        };
         let started = now_ms();
-        let timeout = self.config.publish_timeout();
-        let result = tokio::time::timeout(timeout, adapter.publish(request))
-            .await
-            .unwrap_or_else(|_| {
-                Err(PublishError::new(
-                    ErrorClass::OutcomeUnknown,
-                    format!("no answer within {}s", timeout.as_secs()),
-                ))
-            });
+        let result = self.send_all_parts(&target, adapter).await;
         let finished = now_ms();
         let mut record = AttemptRecord {
             target_id: target.id,
@@ -266,6 +249,86 @@ impl Runtime {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Sends the target's message, or its thread part by part. Each part
+    /// that goes out is recorded before the next is sent, so a retry after a
+    /// failure (or a crash) resumes at the first part not yet published and
+    /// never posts an earlier part again. Returns the first part's receipt.
+    async fn send_all_parts(
+        &self,
+        target: &target::Model,
+        adapter: &dyn ChannelAdapter,
+    ) -> Result<PublishReceipt, PublishError> {
+        let parts = target.parts();
+        let media = target.media();
+        let messages = match adapter.thread_style() {
+            ThreadStyle::Native => parts,
+            ThreadStyle::Joined => vec![parts.join("\n\n")],
+        };
+        let mut progress = target.thread_progress();
+        let count = messages.len();
+        for (index, text) in messages.into_iter().enumerate().skip(progress.len()) {
+            let post = OutboundPost {
+                text,
+                campaign: target.campaign.clone(),
+                media: if index == 0 { media.clone() } else { Vec::new() },
+            };
+            // Part 1 uses the target's key; later parts derive theirs, stable across retries.
+            let key = match index {
+                0 => target.idempotency_key.clone(),
+                n => format!("{}.{n}", target.idempotency_key),
+            };
+            let ids: Vec<&str> = progress.iter().filter_map(|r| r.platform_post_id.as_deref()).collect();
+            let reply_to = match (ids.first(), ids.last()) {
+                (Some(root), Some(parent)) if index > 0 => Some(ReplyTo { root, parent }),
+                _ => None,
+            };
+            if index > 0 && reply_to.is_none() {
+                return Err(PublishError::new(
+                    ErrorClass::Permanent,
+                    "the platform returned no id for the previous part, so the thread cannot continue",
+                ));
+            }
+            let request = PublishRequest {
+                post: &post,
+                idempotency_key: &key,
+                reply_to,
+                post_id: i64::from(target.post_id),
+                target_id: i64::from(target.id),
+            };
+            self.pacer.wait_turn(&target.channel, adapter.min_interval()).await;
+            let timeout = self.config.publish_timeout();
+            let receipt = tokio::time::timeout(timeout, adapter.publish(request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PublishError::new(
+                        ErrorClass::OutcomeUnknown,
+                        format!("no answer within {}s", timeout.as_secs()),
+                    ))
+                })
+                .map_err(|mut e| {
+                    if count > 1 {
+                        e.message = format!("part {} of {count}: {}", index + 1, e.message);
+                    }
+                    e
+                })?;
+            progress.push(receipt);
+            if count > 1 {
+                let recorded = self
+                    .store
+                    .record_thread_progress(target.id, &self.worker_id, &progress)
+                    .await
+                    .map_err(|e| PublishError::new(ErrorClass::OutcomeUnknown, format!("could not record thread progress: {e}")))?;
+                if !recorded {
+                    return Err(PublishError::new(ErrorClass::OutcomeUnknown, "claim lost while publishing a thread"));
+                }
+            }
+        }
+        progress
+            .into_iter()
+            .next()
+            .ok_or_else(|| PublishError::new(ErrorClass::Permanent, "the post has no parts"))
     }
 
     fn report(&self, target: &target::Model, next: &Claim, finished: i64) {

@@ -5,12 +5,14 @@
 //! conditional update (`WHERE status = ...`), so two processes sharing one
 //! database can never both move the same target forward.
 
+mod adapter_state;
 mod connect;
 pub mod entity;
 mod error;
 mod posts;
 mod targets;
 
+pub use adapter_state::{DbAdapterStore, SecretKey};
 pub use connect::{DbPool, Store};
 pub use entity::{channel, post, publish_attempt, target};
 pub use error::StoreError;

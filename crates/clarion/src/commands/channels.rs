@@ -14,7 +14,7 @@ pub enum ChannelsCommand {
 }
 
 pub async fn run(cmd: ChannelsCommand, config: Config) -> anyhow::Result<()> {
-    let registry = build_registry(&config)?;
+    let registry = build_registry(&config, &clarion_core::AdapterContext::default())?;
     match cmd {
         ChannelsCommand::Ls => {
             for (name, adapter) in registry.iter() {

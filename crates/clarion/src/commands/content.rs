@@ -38,7 +38,7 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         ContentCommand::Plan { .. } => {
             // Plan needs no database: it validates against the config alone.
-            let registry = build_registry(&config)?;
+            let registry = build_registry(&config, &clarion_core::AdapterContext::default())?;
             let library = ContentLibrary::load(&config.content_dir.join("templates"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut plans = Vec::new();

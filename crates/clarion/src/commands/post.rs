@@ -45,6 +45,15 @@ pub enum PostCommand {
         /// Store as a draft; schedule it later with `post schedule`.
         #[arg(long)]
         draft: bool,
+        /// Publish as a thread: the body is split at lines that are exactly `---`.
+        #[arg(long)]
+        thread: bool,
+        /// Attach a local image (repeat for several).
+        #[arg(long = "media")]
+        media: Vec<std::path::PathBuf>,
+        /// Alt text for each --media, in the same order.
+        #[arg(long = "alt")]
+        alts: Vec<String>,
     },
     /// Schedule a draft, or move a scheduled post.
     Schedule {
@@ -88,6 +97,9 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
             campaign,
             author,
             draft,
+            thread,
+            media,
+            alts,
         } => {
             let body = match (text, body_file) {
                 (Some(text), _) => text,
@@ -105,6 +117,8 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 overrides: BTreeMap::new(),
                 at: time::resolve(at.as_deref(), within.as_deref())?,
                 draft,
+                thread,
+                media: describe_media(&media, &alts)?,
             };
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);
@@ -173,6 +187,20 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn describe_media(paths: &[std::path::PathBuf], alts: &[String]) -> anyhow::Result<Vec<clarion_core::Media>> {
+    if alts.len() > paths.len() {
+        bail!("--alt given {} times for {} --media", alts.len(), paths.len());
+    }
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let alt = alts.get(i).cloned().unwrap_or_default();
+            clarion_content::describe_media(path, alt).map_err(|e| anyhow::anyhow!("--media: {e}"))
+        })
+        .collect()
 }
 
 fn parse_vars(pairs: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {

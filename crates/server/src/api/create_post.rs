@@ -28,6 +28,20 @@ struct CreatePost {
     author: Option<String>,
     #[serde(default)]
     overrides: BTreeMap<String, String>,
+    /// Split into thread parts at lines that are exactly `---`.
+    #[serde(default)]
+    thread: bool,
+    /// Local files on the server: `[{"path": "...", "alt": "..."}]`.
+    #[serde(default)]
+    media: Vec<MediaInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaInput {
+    path: String,
+    #[serde(default)]
+    alt: String,
 }
 
 pub async fn handler(
@@ -40,6 +54,15 @@ pub async fn handler(
         .as_deref()
         .map(|v| parse_time("at", v))
         .transpose()?;
+    let media = request
+        .media
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            clarion_content::describe_media(std::path::Path::new(&m.path), m.alt)
+                .map_err(|e| ApiError::bad_request(format!("media[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let detail = state
         .service
         .create(PostInput {
@@ -52,6 +75,8 @@ pub async fn handler(
             overrides: request.overrides,
             at,
             draft: request.draft,
+            thread: request.thread,
+            media,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(post_view(&state, detail).await?)))
