@@ -224,6 +224,8 @@ pub struct Clarion {
     pub db: TestDb,
     pub port: u16,
     pub token: String,
+    /// Extra environment for every `clarion` process (platform tokens).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Settings {
@@ -280,12 +282,15 @@ name = "short"
 kind = "webhook"
 url = "{sink}"
 max_length = 20
+
+{extra_channels}
 "#,
             db = db.url,
             content = dir.path().join("content").display(),
             sink = settings.sink_url,
             webhook_extra = settings.webhook_extra,
             scheduler_extra = settings.scheduler_extra,
+            extra_channels = settings.extra_channels,
         );
         std::fs::write(dir.path().join("clarion.toml"), config).unwrap();
         Self {
@@ -293,6 +298,7 @@ max_length = 20
             db,
             port,
             token: "test-token".into(),
+            env: Vec::new(),
         }
     }
 
@@ -309,6 +315,9 @@ max_length = 20
         cmd.arg("--config").arg(self.config()).args(args);
         cmd.env("CLARION_API_TOKEN", &self.token)
             .env_remove("CLARION_DATABASE_URL");
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
         cmd.current_dir(self.dir.path());
         cmd
     }

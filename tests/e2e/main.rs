@@ -6,5 +6,6 @@ mod api;
 mod content;
 mod crash;
 mod harness;
+mod platforms;
 mod publish;
 mod store;
