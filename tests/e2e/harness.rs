@@ -232,6 +232,8 @@ pub struct Settings {
     pub sink_url: String,
     pub webhook_extra: String,
     pub scheduler_extra: String,
+    /// More `[[channels]]` blocks, appended to the config.
+    pub extra_channels: String,
 }
 
 impl Settings {
@@ -240,6 +242,7 @@ impl Settings {
             sink_url: sink.url.clone(),
             webhook_extra: String::new(),
             scheduler_extra: String::new(),
+            extra_channels: String::new(),
         }
     }
 }

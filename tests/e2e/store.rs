@@ -22,6 +22,8 @@ async fn one_claim_wins(db: TestDb) {
                 channel: "sink".into(),
                 override_body: None,
                 rendered_text: "b".into(),
+                parts: vec!["b".into()],
+                media: vec![],
             }],
         })
         .await
@@ -64,5 +66,62 @@ async fn concurrent_claims_have_one_winner_sqlite() {
 async fn concurrent_claims_have_one_winner_postgres() {
     if let Some(db) = TestDb::postgres().await {
         one_claim_wins(db).await;
+    }
+}
+
+async fn adapter_state_is_encrypted(db: TestDb) {
+    use clarion_core::{AdapterStore, Secret};
+    use clarion_store::{DbAdapterStore, SecretKey};
+    use sea_orm::EntityTrait;
+
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let state = DbAdapterStore::new(store.clone(), SecretKey::from_passphrase("correct horse"));
+    state
+        .save("sky", "refresh_jwt", &Secret::new("eyJ-very-secret"))
+        .await
+        .unwrap();
+    state
+        .save("sky", "refresh_jwt", &Secret::new("eyJ-rotated"))
+        .await
+        .unwrap();
+    assert_eq!(
+        state
+            .load("sky", "refresh_jwt")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "eyJ-rotated"
+    );
+    assert!(state.load("sky", "missing").await.unwrap().is_none());
+
+    let rows = clarion_store::entity::adapter_state::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "a save replaces the value");
+    assert!(!rows[0].ciphertext.contains("rotated") && !rows[0].ciphertext.contains("eyJ"));
+
+    let wrong = DbAdapterStore::new(store, SecretKey::from_passphrase("wrong"));
+    let err = wrong
+        .load("sky", "refresh_jwt")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("was CLARION_SECRET_KEY changed?"), "{err}");
+    assert!(!err.contains("rotated"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adapter_state_is_encrypted_at_rest_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    adapter_state_is_encrypted(TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adapter_state_is_encrypted_at_rest_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        adapter_state_is_encrypted(db).await;
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clarion_core::{
-    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
-    Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
+    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt,
+    PublishRequest,
 };
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;

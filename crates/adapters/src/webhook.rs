@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clarion_core::{
-    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError, ErrorClass,
-    Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt, PublishRequest,
-    Secret, SecretRef,
+    AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, PublishError, PublishReceipt,
+    PublishRequest, Secret, SecretRef,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -308,8 +308,10 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .extend(settings.as_object().unwrap().clone());
-        Factory::new(reqwest::Client::new())
-            .build(&serde_json::from_value(config).unwrap(), &AdapterContext::default())
+        Factory::new(reqwest::Client::new()).build(
+            &serde_json::from_value(config).unwrap(),
+            &AdapterContext::default(),
+        )
     }
 
     async fn publish(adapter: &dyn ChannelAdapter) -> Result<PublishReceipt, PublishError> {

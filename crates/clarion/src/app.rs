@@ -61,9 +61,13 @@ impl App {
     }
 }
 
-pub fn build_registry(config: &Config, context: &AdapterContext) -> anyhow::Result<AdapterRegistry> {
+pub fn build_registry(
+    config: &Config,
+    context: &AdapterContext,
+) -> anyhow::Result<AdapterRegistry> {
     let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
-    AdapterRegistry::build(&factories, &config.channels, context).map_err(|e| anyhow::anyhow!("config: {e}"))
+    AdapterRegistry::build(&factories, &config.channels, context)
+        .map_err(|e| anyhow::anyhow!("config: {e}"))
 }
 
 /// Adapters persist refreshed tokens and delivery marks in the database,
@@ -71,7 +75,10 @@ pub fn build_registry(config: &Config, context: &AdapterContext) -> anyhow::Resu
 fn adapter_context(store: &Store) -> AdapterContext {
     match std::env::var("CLARION_SECRET_KEY") {
         Ok(key) if !key.trim().is_empty() => AdapterContext {
-            state: Arc::new(DbAdapterStore::new(store.clone(), SecretKey::from_passphrase(key.trim()))),
+            state: Arc::new(DbAdapterStore::new(
+                store.clone(),
+                SecretKey::from_passphrase(key.trim()),
+            )),
         },
         _ => {
             tracing::warn!(

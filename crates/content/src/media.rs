@@ -25,7 +25,10 @@ pub fn describe(path: &Path, alt: String) -> Result<Media, String> {
         return Err(format!("media {}: not a file", path.display()));
     }
     let mime = mime_for(path).ok_or_else(|| {
-        format!("media {}: unknown type (use .png, .jpg, .gif, .webp or .mp4)", path.display())
+        format!(
+            "media {}: unknown type (use .png, .jpg, .gif, .webp or .mp4)",
+            path.display()
+        )
     })?;
     Ok(Media {
         path: path.to_owned(),
@@ -45,8 +48,15 @@ mod tests {
         std::fs::write(&path, [0u8; 10]).unwrap();
         let media = describe(&path, "a cat".into()).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!((media.mime.as_str(), media.bytes, media.alt.as_str()), ("image/png", 10, "a cat"));
-        assert!(describe(Path::new("/nonexistent/x.png"), String::new()).unwrap_err().starts_with("media /nonexistent/x.png: "));
+        assert_eq!(
+            (media.mime.as_str(), media.bytes, media.alt.as_str()),
+            ("image/png", 10, "a cat")
+        );
+        assert!(
+            describe(Path::new("/nonexistent/x.png"), String::new())
+                .unwrap_err()
+                .starts_with("media /nonexistent/x.png: ")
+        );
         assert_eq!(mime_for(Path::new("a.txt")), None);
     }
 }

@@ -28,7 +28,11 @@ pub fn split_thread(text: &str) -> Vec<String> {
             last.push('\n');
         }
     }
-    parts.into_iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Which step failed, so `plan_file` can point at the right line.
@@ -112,7 +116,11 @@ fn render_one(
     let text = library
         .render(source, &info)
         .map_err(|error| (Step::Render, error))?;
-    let parts = if source.thread { split_thread(&text) } else { vec![text.clone()] };
+    let parts = if source.thread {
+        split_thread(&text)
+    } else {
+        vec![text.clone()]
+    };
     if parts.is_empty() {
         return Err((Step::Validate, ContentError::new("the post is empty")));
     }
@@ -126,7 +134,11 @@ fn render_one(
         let post = OutboundPost {
             text: message,
             campaign: source.campaign.clone(),
-            media: if i == 0 { source.media.clone() } else { Vec::new() },
+            media: if i == 0 {
+                source.media.clone()
+            } else {
+                Vec::new()
+            },
         };
         adapter.validate(&post).map_err(|error| {
             let message = if count > 1 {
@@ -344,15 +356,35 @@ mod tests {
 
     #[test]
     fn threads_split_at_dashes_and_each_part_is_checked() {
-        assert_eq!(split_thread("one\n---\n\ntwo\n---\n---\nthree\n"), ["one", "two", "three"]);
+        assert_eq!(
+            split_thread("one\n---\n\ntwo\n---\n---\nthree\n"),
+            ["one", "two", "three"]
+        );
         assert_eq!(split_thread("a --- b"), ["a --- b"]);
         // The test adapter counts 10 characters and threads natively.
-        let thread = |body: &str| PostSource { body: body.to_owned(), thread: true, ..PostSource::default() };
-        let ok = render_targets(&ContentLibrary::empty(), |_: &str| thread("first\n---\nsecond"), &["md".to_owned()], &registry())
-            .unwrap();
+        let thread = |body: &str| PostSource {
+            body: body.to_owned(),
+            thread: true,
+            ..PostSource::default()
+        };
+        let ok = render_targets(
+            &ContentLibrary::empty(),
+            |_: &str| thread("first\n---\nsecond"),
+            &["md".to_owned()],
+            &registry(),
+        )
+        .unwrap();
         assert_eq!(ok[0].parts, ["first", "second"]);
-        let errors = render_targets(&ContentLibrary::empty(), |_: &str| thread("short\n---\nfar too long"), &["md".to_owned()], &registry())
-            .unwrap_err();
-        assert_eq!(messages(errors), ["channel `md`: part 2 of 2: text is 12 characters long; the limit is 10"]);
+        let errors = render_targets(
+            &ContentLibrary::empty(),
+            |_: &str| thread("short\n---\nfar too long"),
+            &["md".to_owned()],
+            &registry(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            messages(errors),
+            ["channel `md`: part 2 of 2: text is 12 characters long; the limit is 10"]
+        );
     }
 }

@@ -103,14 +103,19 @@ impl MediaRule {
     };
 
     /// Common web images.
-    pub const IMAGES: &'static [&'static str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+    pub const IMAGES: &'static [&'static str] =
+        &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
     pub fn check(&self, media: &[Media]) -> Result<(), ValidationError> {
         if media.len() > self.max_count {
             return Err(ValidationError::new(if self.max_count == 0 {
                 "this channel takes no attachments".to_owned()
             } else {
-                format!("{} attachments; the limit is {}", media.len(), self.max_count)
+                format!(
+                    "{} attachments; the limit is {}",
+                    media.len(),
+                    self.max_count
+                )
             }));
         }
         for m in media {

@@ -32,12 +32,18 @@ pub struct MemoryAdapterStore {
 #[async_trait]
 impl AdapterStore for MemoryAdapterStore {
     async fn load(&self, scope: &str, name: &str) -> Result<Option<Secret>, AdapterStoreError> {
-        let values = self.values.lock().map_err(|e| AdapterStoreError(e.to_string()))?;
+        let values = self
+            .values
+            .lock()
+            .map_err(|e| AdapterStoreError(e.to_string()))?;
         Ok(values.get(&(scope.to_owned(), name.to_owned())).cloned())
     }
 
     async fn save(&self, scope: &str, name: &str, value: &Secret) -> Result<(), AdapterStoreError> {
-        let mut values = self.values.lock().map_err(|e| AdapterStoreError(e.to_string()))?;
+        let mut values = self
+            .values
+            .lock()
+            .map_err(|e| AdapterStoreError(e.to_string()))?;
         values.insert((scope.to_owned(), name.to_owned()), value.clone());
         Ok(())
     }

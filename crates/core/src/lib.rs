@@ -18,7 +18,7 @@ pub use adapter::{
     ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,
     PublishReceipt, PublishRequest, ReplyTo, ThreadStyle,
 };
-pub use adapter_store::{AdapterStoreError, AdapterStore, MemoryAdapterStore};
+pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};
 pub use registry::{AdapterContext, AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};
 pub use secret::{Secret, SecretRef};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::{ChannelAdapter, AdapterStore, MemoryAdapterStore};
+use crate::{AdapterStore, ChannelAdapter, MemoryAdapterStore};
 
 /// A configuration problem, with the channel or setting it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

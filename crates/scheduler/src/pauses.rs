@@ -45,9 +45,15 @@ impl Pacer {
     pub async fn wait_turn(&self, channel: &str, min_interval: Option<Duration>) {
         let Some(interval) = min_interval else { return };
         let slot = {
-            let Ok(mut slots) = self.next_slot.lock() else { return };
+            let Ok(mut slots) = self.next_slot.lock() else {
+                return;
+            };
             let now = Instant::now();
-            let slot = slots.get(channel).copied().filter(|s| *s > now).unwrap_or(now);
+            let slot = slots
+                .get(channel)
+                .copied()
+                .filter(|s| *s > now)
+                .unwrap_or(now);
             slots.insert(channel.to_owned(), slot + interval);
             slot
         };
@@ -64,12 +70,20 @@ mod tests {
         let pacer = Pacer::default();
         let start = Instant::now();
         for _ in 0..3 {
-            pacer.wait_turn("slow", Some(Duration::from_millis(50))).await;
+            pacer
+                .wait_turn("slow", Some(Duration::from_millis(50)))
+                .await;
         }
-        pacer.wait_turn("other", Some(Duration::from_millis(50))).await;
+        pacer
+            .wait_turn("other", Some(Duration::from_millis(50)))
+            .await;
         pacer.wait_turn("free", None).await;
         // Three sends 50 ms apart take at least 100 ms.
-        assert!(start.elapsed() >= Duration::from_millis(100), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -272,14 +272,21 @@ impl Runtime {
             let post = OutboundPost {
                 text,
                 campaign: target.campaign.clone(),
-                media: if index == 0 { media.clone() } else { Vec::new() },
+                media: if index == 0 {
+                    media.clone()
+                } else {
+                    Vec::new()
+                },
             };
             // Part 1 uses the target's key; later parts derive theirs, stable across retries.
             let key = match index {
                 0 => target.idempotency_key.clone(),
                 n => format!("{}.{n}", target.idempotency_key),
             };
-            let ids: Vec<&str> = progress.iter().filter_map(|r| r.platform_post_id.as_deref()).collect();
+            let ids: Vec<&str> = progress
+                .iter()
+                .filter_map(|r| r.platform_post_id.as_deref())
+                .collect();
             let reply_to = match (ids.first(), ids.last()) {
                 (Some(root), Some(parent)) if index > 0 => Some(ReplyTo { root, parent }),
                 _ => None,
@@ -297,7 +304,9 @@ impl Runtime {
                 post_id: i64::from(target.post_id),
                 target_id: i64::from(target.id),
             };
-            self.pacer.wait_turn(&target.channel, adapter.min_interval()).await;
+            self.pacer
+                .wait_turn(&target.channel, adapter.min_interval())
+                .await;
             let timeout = self.config.publish_timeout();
             let receipt = tokio::time::timeout(timeout, adapter.publish(request))
                 .await
@@ -319,9 +328,17 @@ impl Runtime {
                     .store
                     .record_thread_progress(target.id, &self.worker_id, &progress)
                     .await
-                    .map_err(|e| PublishError::new(ErrorClass::OutcomeUnknown, format!("could not record thread progress: {e}")))?;
+                    .map_err(|e| {
+                        PublishError::new(
+                            ErrorClass::OutcomeUnknown,
+                            format!("could not record thread progress: {e}"),
+                        )
+                    })?;
                 if !recorded {
-                    return Err(PublishError::new(ErrorClass::OutcomeUnknown, "claim lost while publishing a thread"));
+                    return Err(PublishError::new(
+                        ErrorClass::OutcomeUnknown,
+                        "claim lost while publishing a thread",
+                    ));
                 }
             }
         }

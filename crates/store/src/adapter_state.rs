@@ -65,14 +65,14 @@ impl AdapterStore for DbAdapterStore {
             .map_err(|e| AdapterStoreError(e.to_string()))?;
         let Some(row) = row else { return Ok(None) };
         let nonce = B64.decode(&row.nonce).map_err(|_| fail("corrupt nonce"))?;
-        let ciphertext = B64.decode(&row.ciphertext).map_err(|_| fail("corrupt value"))?;
-        if nonce.len() != 12 {
-            return Err(fail("corrupt nonce"));
-        }
+        let ciphertext = B64
+            .decode(&row.ciphertext)
+            .map_err(|_| fail("corrupt value"))?;
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| fail("corrupt nonce"))?;
         // A wrong CLARION_SECRET_KEY fails here; say so without any detail of the value.
         let plain = self
             .cipher()
-            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_ref())
+            .decrypt(&Nonce::from(nonce), ciphertext.as_ref())
             .map_err(|_| fail("cannot decrypt a stored value: was CLARION_SECRET_KEY changed?"))?;
         let text = String::from_utf8(plain).map_err(|_| fail("stored value is not text"))?;
         Ok(Some(Secret::new(text)))
@@ -83,7 +83,7 @@ impl AdapterStore for DbAdapterStore {
         rand::thread_rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), value.expose().as_bytes())
+            .encrypt(&Nonce::from(nonce), value.expose().as_bytes())
             .map_err(|_| fail("encryption failed"))?;
         let row = adapter_state::ActiveModel {
             scope: Set(scope.to_owned()),

@@ -75,7 +75,12 @@ async fn schedule_bench(
     }))?;
     let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
     let registry = Arc::new(
-        AdapterRegistry::build(&factories, &[channel], &clarion_core::AdapterContext::default()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        AdapterRegistry::build(
+            &factories,
+            &[channel],
+            &clarion_core::AdapterContext::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let store = Store::connect(url, config.max_connections).await?;
     store.migrate().await?;

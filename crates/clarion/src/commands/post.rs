@@ -13,6 +13,8 @@ use super::service_error;
 use crate::app::App;
 use crate::time;
 
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum PostCommand {
     /// Create a post for one or more channels; scheduled unless --draft.
@@ -189,9 +191,16 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe_media(paths: &[std::path::PathBuf], alts: &[String]) -> anyhow::Result<Vec<clarion_core::Media>> {
+fn describe_media(
+    paths: &[std::path::PathBuf],
+    alts: &[String],
+) -> anyhow::Result<Vec<clarion_core::Media>> {
     if alts.len() > paths.len() {
-        bail!("--alt given {} times for {} --media", alts.len(), paths.len());
+        bail!(
+            "--alt given {} times for {} --media",
+            alts.len(),
+            paths.len()
+        );
     }
     paths
         .iter()
