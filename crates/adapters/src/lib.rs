@@ -40,11 +40,17 @@ pub fn builtin_factories(client: reqwest::Client) -> Vec<Box<dyn AdapterFactory>
     ]
 }
 
-/// The HTTP client every adapter shares (one connection pool per process).
+/// The HTTP client every adapter shares: one connection pool per process.
+/// (Timeouts are set per request, so one client suits every platform.)
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap_or_default()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
 }

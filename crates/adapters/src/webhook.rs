@@ -110,8 +110,16 @@ impl AdapterFactory for Factory {
                 )));
             }
         };
-        let parsed = reqwest::Url::parse(url.expose())
+        let mut parsed = reqwest::Url::parse(url.expose())
             .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("url"))))?;
+        // Discord answers a webhook with the created message (its id) only
+        // when asked with `?wait=true`; without it there is no receipt.
+        let url = if s.format == WebhookFormat::Discord && !parsed.query_pairs().any(|(k, _)| k == "wait") {
+            parsed.query_pairs_mut().append_pair("wait", "true");
+            Secret::new(parsed.as_str())
+        } else {
+            url
+        };
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::new(format!(
                 "{}: must be http or https",
@@ -264,7 +272,7 @@ mod tests {
 
     use super::*;
 
-    type Seen = Arc<Mutex<Vec<(HeaderMap, serde_json::Value)>>>;
+    type Seen = Arc<Mutex<Vec<(HeaderMap, serde_json::Value, Option<String>)>>>;
 
     /// A receiver whose answer is chosen by the request path.
     async fn receiver() -> (String, Seen) {
@@ -272,10 +280,14 @@ mod tests {
         let record = seen.clone();
         let app = axum::Router::new().route(
             "/{case}",
-            axum::routing::post(move |axum::extract::Path(case): axum::extract::Path<String>, headers: HeaderMap, body: String| {
+            axum::routing::post(move |axum::extract::Path(case): axum::extract::Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: String| {
                 let record = record.clone();
                 async move {
-                    record.lock().unwrap().push((headers, serde_json::from_str(&body).unwrap_or_default()));
+                    record.lock().unwrap().push((
+                        headers,
+                        serde_json::from_str(&body).unwrap_or_default(),
+                        uri.query().map(str::to_owned),
+                    ));
                     match case.as_str() {
                         "ok" => axum::Json(json!({"id": 1234, "url": "https://chat.test/m/1234"})).into_response(),
                         "plain" => "ok".into_response(),
@@ -343,19 +355,24 @@ mod tests {
         .unwrap();
         assert_eq!(receipt.platform_post_id.as_deref(), Some("1234"));
         assert_eq!(receipt.url.as_deref(), Some("https://chat.test/m/1234"));
-        let (headers, body) = seen.lock().unwrap()[0].clone();
+        let (headers, body, _) = seen.lock().unwrap()[0].clone();
         assert_eq!(headers["idempotency-key"], "key-1");
         assert_eq!(
             body,
             json!({"post_id": 7, "target_id": 9, "idempotency_key": "key-1", "text": "hello", "campaign": "spring", "reply_to": null})
         );
 
+        let discord = adapter(json!({"url": format!("{base}/ok"), "format": "discord"})).unwrap();
+        assert_eq!(publish(discord.as_ref()).await.unwrap().platform_post_id.as_deref(), Some("1234"));
+        assert_eq!(seen.lock().unwrap()[1].1, json!({"content": "hello"}));
+        assert_eq!(seen.lock().unwrap()[1].2.as_deref(), Some("wait=true"), "Discord is asked for the message");
+
         let slack = adapter(json!({"url": format!("{base}/plain"), "format": "slack"})).unwrap();
         assert_eq!(
             publish(slack.as_ref()).await.unwrap(),
             PublishReceipt::default()
         );
-        assert_eq!(seen.lock().unwrap()[1].1, json!({"text": "hello"}));
+        assert_eq!(seen.lock().unwrap()[2].1, json!({"text": "hello"}));
     }
 
     #[tokio::test]
