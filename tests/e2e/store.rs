@@ -1,6 +1,9 @@
 //! Store-level guarantees on both databases.
 
+use std::time::Duration;
+
 use clarion_store::{NewPost, NewTarget, Store, now_ms};
+use sea_orm::ConnectionTrait;
 
 use crate::harness::*;
 
@@ -123,5 +126,63 @@ async fn adapter_state_is_encrypted_at_rest_sqlite() {
 async fn adapter_state_is_encrypted_at_rest_postgres() {
     if let Some(db) = TestDb::postgres().await {
         adapter_state_is_encrypted(db).await;
+    }
+}
+
+/// Finished queue jobs are pruned after the retention; pending ones never.
+async fn finished_jobs_are_pruned(db: TestDb) {
+    use clarion_scheduler::{PublishQueue, SchedulerConfig};
+    use clarion_store::Enqueue;
+
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let queue = PublishQueue::open(&store, &SchedulerConfig::default())
+        .await
+        .unwrap();
+    let far = now_ms() + 3_600_000;
+    let jobs: Vec<Enqueue> = (1..=3)
+        .map(|id| Enqueue {
+            target_id: id,
+            not_before_ms: far,
+        })
+        .collect();
+    queue.enqueue(&jobs).await.unwrap();
+    // Two jobs finished two days ago, as apalis marks them; one still pending.
+    let finish = if store.is_postgres() {
+        "UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '2 days' \
+         WHERE id IN (SELECT id FROM apalis.jobs ORDER BY id LIMIT 2)"
+    } else {
+        "UPDATE Jobs SET status = 'Done', done_at = strftime('%s', 'now') - 172800 \
+         WHERE id IN (SELECT id FROM Jobs ORDER BY id LIMIT 2)"
+    };
+    store.connection().execute_unprepared(finish).await.unwrap();
+    assert_eq!(
+        queue
+            .prune_finished(Duration::from_secs(3 * 86_400), 100)
+            .await
+            .unwrap(),
+        0,
+        "inside the retention"
+    );
+    assert_eq!(
+        queue
+            .prune_finished(Duration::from_secs(86_400), 100)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(db.queued_jobs().await, 1, "the pending job stays");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_jobs_are_pruned_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    finished_jobs_are_pruned(TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_jobs_are_pruned_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        finished_jobs_are_pruned(db).await;
     }
 }

@@ -114,7 +114,9 @@ impl AdapterFactory for Factory {
             .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("url"))))?;
         // Discord answers a webhook with the created message (its id) only
         // when asked with `?wait=true`; without it there is no receipt.
-        let url = if s.format == WebhookFormat::Discord && !parsed.query_pairs().any(|(k, _)| k == "wait") {
+        let url = if s.format == WebhookFormat::Discord
+            && !parsed.query_pairs().any(|(k, _)| k == "wait")
+        {
             parsed.query_pairs_mut().append_pair("wait", "true");
             Secret::new(parsed.as_str())
         } else {
@@ -363,9 +365,20 @@ mod tests {
         );
 
         let discord = adapter(json!({"url": format!("{base}/ok"), "format": "discord"})).unwrap();
-        assert_eq!(publish(discord.as_ref()).await.unwrap().platform_post_id.as_deref(), Some("1234"));
+        assert_eq!(
+            publish(discord.as_ref())
+                .await
+                .unwrap()
+                .platform_post_id
+                .as_deref(),
+            Some("1234")
+        );
         assert_eq!(seen.lock().unwrap()[1].1, json!({"content": "hello"}));
-        assert_eq!(seen.lock().unwrap()[1].2.as_deref(), Some("wait=true"), "Discord is asked for the message");
+        assert_eq!(
+            seen.lock().unwrap()[1].2.as_deref(),
+            Some("wait=true"),
+            "Discord is asked for the message"
+        );
 
         let slack = adapter(json!({"url": format!("{base}/plain"), "format": "slack"})).unwrap();
         assert_eq!(

@@ -30,6 +30,9 @@ pub struct SchedulerConfig {
     pub stuck_after_secs: u64,
     /// Worker processes (tasks) per `clarion run`.
     pub workers: usize,
+    /// Finished queue jobs are deleted after this long (the publish history
+    /// lives in `publish_attempts`, not in the queue).
+    pub job_retention_hours: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -46,6 +49,7 @@ impl Default for SchedulerConfig {
             sweep_interval_secs: 5,
             stuck_after_secs: 60,
             workers: 1,
+            job_retention_hours: 24,
         }
     }
 }

@@ -111,6 +111,53 @@ impl PublishQueue {
     }
 }
 
+impl PublishQueue {
+    /// Deletes finished jobs older than `older_than`, at most `batch` rows.
+    ///
+    /// apalis keeps every finished job; Clarion's own history is
+    /// `publish_attempts`, so finished job rows are only weight. (apalis'
+    /// own `vacuum_before` for SQLite compares an integer column with a date
+    /// string, which matches every row, and then runs a full `VACUUM`; the
+    /// PostgreSQL backend has none.)
+    pub async fn prune_finished(
+        &self,
+        older_than: Duration,
+        batch: i64,
+    ) -> Result<u64, SchedulerError> {
+        let cutoff = (std::time::SystemTime::now() - older_than)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let deleted = match self {
+            Self::Sqlite(storage) => sea_orm::sqlx::query(
+                "DELETE FROM Jobs WHERE rowid IN (SELECT rowid FROM Jobs WHERE job_type = ?1 \
+                 AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                 AND done_at IS NOT NULL AND done_at < ?2 LIMIT ?3)",
+            )
+            .bind(QUEUE_NAME)
+            .bind(cutoff)
+            .bind(batch)
+            .execute(storage.pool())
+            .await
+            .map_err(queue_error)?
+            .rows_affected(),
+            Self::Postgres(storage) => sea_orm::sqlx::query(
+                "DELETE FROM apalis.jobs WHERE ctid IN (SELECT ctid FROM apalis.jobs WHERE job_type = $1 \
+                 AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                 AND done_at IS NOT NULL AND done_at < to_timestamp($2) LIMIT $3)",
+            )
+            .bind(QUEUE_NAME)
+            .bind(cutoff as f64)
+            .bind(batch)
+            .execute(storage.pool())
+            .await
+            .map_err(queue_error)?
+            .rows_affected(),
+        };
+        Ok(deleted)
+    }
+}
+
 /// apalis-sqlite acknowledges a batch of jobs with `UPDATE Jobs ... FROM
 /// json_each(?) WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?`. Without
 /// statistics SQLite drives that from the `lock_by` index, re-reading the

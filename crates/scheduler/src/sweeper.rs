@@ -26,13 +26,26 @@ impl Health {
 
 const BATCH: u64 = 1_000;
 
+/// Finished jobs are pruned at most this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let interval = Duration::from_secs(runtime.config.sweep_interval_secs.max(1));
     // At start every due target is re-queued at once: jobs may have been lost
     // with the previous process. Later passes only re-queue targets that have
     // waited a whole stuck threshold, so normal draining is not doubled.
     let mut requeue_after_ms = 0;
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            let retention = Duration::from_secs(runtime.config.job_retention_hours * 3600);
+            match runtime.queue.prune_finished(retention, 10_000).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, "pruned finished queue jobs"),
+                Err(e) => warn!(error = %e, "could not prune finished queue jobs"),
+            }
+        }
         if let Err(e) = sweep(&runtime, requeue_after_ms).await {
             warn!(error = %e, "sweep failed; will try again");
         } else {
