@@ -742,6 +742,7 @@ mod tests {
                 reply_to,
                 post_id: 7,
                 target_id: 9,
+                scheduled_at_ms: 1_764_158_400_000,
             })
             .await
     }

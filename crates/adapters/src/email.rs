@@ -816,6 +816,7 @@ mod tests {
                 reply_to: None,
                 post_id: 7,
                 target_id: 9,
+                scheduled_at_ms: 1_764_158_400_000,
             })
             .await
     }
@@ -1019,6 +1020,7 @@ mod tests {
             reply_to: None,
             post_id: 1,
             target_id: 1,
+            scheduled_at_ms: 1_764_158_400_000,
         };
         let email = EmailAdapter {
             subject_template: None,

@@ -164,6 +164,7 @@ mod tests {
                 reply_to: None,
                 post_id: 1,
                 target_id: 1,
+                scheduled_at_ms: 1_764_158_400_000,
             };
             adapter.publish(request).await.unwrap();
         }

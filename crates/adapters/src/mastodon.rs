@@ -608,6 +608,7 @@ mod tests {
                 reply_to,
                 post_id: 1,
                 target_id: 2,
+                scheduled_at_ms: 1_764_158_400_000,
             })
             .await
     }

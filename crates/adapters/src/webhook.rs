@@ -341,6 +341,7 @@ mod tests {
                 reply_to: None,
                 post_id: 7,
                 target_id: 9,
+                scheduled_at_ms: 1_764_158_400_000,
             })
             .await
     }

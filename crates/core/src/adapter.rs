@@ -75,6 +75,9 @@ pub struct PublishRequest<'a> {
     /// Clarion's ids, for adapters that forward them (webhook bodies).
     pub post_id: i64,
     pub target_id: i64,
+    /// When the post was scheduled (epoch ms): the same on every attempt,
+    /// for platforms whose ids encode a time (Bluesky record keys).
+    pub scheduled_at_ms: i64,
 }
 
 /// How a platform takes a post of several parts.

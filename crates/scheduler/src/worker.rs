@@ -303,6 +303,7 @@ impl Runtime {
                 reply_to,
                 post_id: i64::from(target.post_id),
                 target_id: i64::from(target.id),
+                scheduled_at_ms: target.scheduled_at_ms.unwrap_or_default(),
             };
             self.pacer
                 .wait_turn(&target.channel, adapter.min_interval())

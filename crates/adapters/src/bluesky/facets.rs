@@ -181,19 +181,29 @@ fn tags(text: &str) -> Vec<Span> {
     out
 }
 
-/// A record key for `app.bsky.feed.post` derived from the idempotency key.
+/// A record key for `app.bsky.feed.post`, derived from the message's
+/// idempotency key and scheduled time, so every attempt of one message
+/// names the same record and a resend is detectable.
 ///
-/// Posts use the `tid` record-key type, and the reference PDS validates a
-/// caller-supplied rkey against it, so the key must look like a TID: 13
-/// characters of base32-sortable encoding a 64-bit integer whose top bit is
-/// 0. We hash the idempotency key (FNV-1a 64: stable across Rust versions
-/// and restarts, unlike `DefaultHasher`) and clear the top bit. The same
-/// key therefore always names the same record, which is what makes a
-/// resend detectable. The timestamp such a TID implies is meaningless;
-/// Bluesky orders posts by `createdAt`, not by rkey.
-pub(crate) fn record_key(idempotency_key: &str) -> String {
+/// Posts use the `tid` record-key type: 13 base32-sortable characters of a
+/// 64-bit integer, top bit 0, then 53 bits of microseconds since the epoch
+/// and 10 bits of clock id. Bluesky and other readers order posts by record
+/// key, so the timestamp is the scheduled time (thread parts 10 µs apart, in
+/// order), not a hash. The clock id comes from a hash of the key (FNV-1a 64:
+/// stable across Rust versions) plus `probe`: a different post scheduled for
+/// the same millisecond that took a key is skipped by trying the next probe.
+pub(crate) fn record_key(idempotency_key: &str, scheduled_at_ms: i64, probe: u64) -> String {
     const ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
-    let n = fnv1a64(idempotency_key.as_bytes()) & !(1u64 << 63);
+    let hash = fnv1a64(idempotency_key.as_bytes());
+    // Thread parts after the first carry `<key>.<n>`.
+    let part = idempotency_key
+        .rsplit_once('.')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(99);
+    let micros = (scheduled_at_ms.max(0) as u64) * 1000 + part * 10 + hash % 10;
+    let clock = ((hash >> 10) + probe) & 0x3ff;
+    let n = ((micros << 10) | clock) & !(1u64 << 63);
     (0..13)
         .map(|i| {
             let shift = 5 * (12 - i);
@@ -310,20 +320,33 @@ mod tests {
     }
 
     #[test]
-    fn record_keys_are_valid_deterministic_tids() {
+    fn record_keys_are_valid_deterministic_tids_at_the_scheduled_time() {
         // Published FNV-1a 64 test vector, so the key never silently changes.
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        let key = record_key("post-7.target-9");
-        assert_eq!(key, record_key("post-7.target-9"));
-        assert_ne!(key, record_key("post-7.target-9.2"));
+        let at = 1_764_158_400_000; // 2025-11-26T12:00:00Z
+        let key = record_key("5f0c7a1e-uuid", at, 0);
+        assert_eq!(key, record_key("5f0c7a1e-uuid", at, 0));
         assert_eq!(key.len(), 13);
         assert!(
             key.chars()
                 .all(|c| "234567abcdefghijklmnopqrstuvwxyz".contains(c)),
             "{key}"
         );
-        // Top bit clear: the first character encodes at most 0b0111.
-        assert!("234567ab".contains(&key[..1]), "{key}");
-        assert_eq!(record_key("a"), "4ysywdm525v6g");
+        // Decoding gives back the scheduled time (to the millisecond).
+        let decode = |k: &str| {
+            k.bytes().fold(0u64, |n, c| {
+                (n << 5) | "234567abcdefghijklmnopqrstuvwxyz".find(c as char).unwrap() as u64
+            })
+        };
+        assert_eq!((decode(&key) >> 10) / 1000, at as u64);
+        // Thread parts sort after the first part; probes and other keys differ.
+        let (one, two, three) = (
+            key.clone(),
+            record_key("5f0c7a1e-uuid.1", at, 0),
+            record_key("5f0c7a1e-uuid.2", at, 0),
+        );
+        assert!(one < two && two < three, "{one} {two} {three}");
+        assert_ne!(key, record_key("5f0c7a1e-uuid", at, 1));
+        assert_ne!(key, record_key("another-key", at, 0));
     }
 }

@@ -596,7 +596,11 @@ impl BlueskyAdapter {
     }
 
     /// Reads back the record stored under `rkey`, if there is one.
-    async fn existing_record(&self, rkey: &str) -> Result<Option<StrongRef>, PublishError> {
+    /// The record stored under `rkey`, with its value, if there is one.
+    async fn existing_record(
+        &self,
+        rkey: &str,
+    ) -> Result<Option<(StrongRef, Value)>, PublishError> {
         const METHOD: &str = "com.atproto.repo.getRecord";
         let (reply, _) = self
             .call(|session| {
@@ -608,7 +612,21 @@ impl BlueskyAdapter {
             })
             .await?;
         if reply.status.is_success() {
-            return reply.json::<StrongRef>(METHOD).map(Some);
+            #[derive(Deserialize)]
+            struct Stored {
+                uri: String,
+                cid: String,
+                #[serde(default)]
+                value: Value,
+            }
+            let stored = reply.json::<Stored>(METHOD)?;
+            return Ok(Some((
+                StrongRef {
+                    uri: stored.uri,
+                    cid: stored.cid,
+                },
+                stored.value,
+            )));
         }
         if reply.error_name().as_deref() == Some("RecordNotFound") {
             return Ok(None);
@@ -622,6 +640,10 @@ impl BlueskyAdapter {
 /// (bluesky-social/atproto#3718); a dedicated error is proposed (#4728) and
 /// other PDSes answer 409 `RecordAlreadyExists`. We cannot tell a real 500
 /// from a duplicate, so we look the record up before deciding.
+/// Record keys tried before giving up (collisions need two posts for one
+/// account scheduled in the same millisecond with the same clock id).
+const RKEY_PROBES: u64 = 8;
+
 fn maybe_duplicate(reply: &Reply) -> bool {
     let named = reply.xrpc_error().is_some_and(|(name, message)| {
         name == "RecordAlreadyExists" || message.to_lowercase().contains("already exist")
@@ -720,30 +742,43 @@ impl ChannelAdapter for BlueskyAdapter {
             });
         }
 
-        let rkey = facets::record_key(request.idempotency_key);
-        let (reply, session) = self
-            .call(|session| {
-                self.client.post(self.xrpc(METHOD)).json(&json!({
-                    "repo": session.did,
-                    "collection": POST_COLLECTION,
-                    "rkey": rkey,
-                    "record": record,
-                }))
-            })
-            .await?;
-        if reply.status.is_success() {
-            return Ok(reply.json::<StrongRef>(METHOD)?.receipt(&session));
-        }
-        let error = with_context(classify(&reply), METHOD);
-        if maybe_duplicate(&reply) {
-            // The rkey is a hash of this message's idempotency key, so a
-            // record under it is the one an earlier attempt created.
-            if let Some(existing) = self.existing_record(&rkey).await? {
-                tracing::info!(channel = %self.channel, uri = %existing.uri, "bluesky: already posted by an earlier attempt");
-                return Ok(existing.receipt(&session));
+        for probe in 0..RKEY_PROBES {
+            let rkey = facets::record_key(request.idempotency_key, request.scheduled_at_ms, probe);
+            let (reply, session) = self
+                .call(|session| {
+                    self.client.post(self.xrpc(METHOD)).json(&json!({
+                        "repo": session.did,
+                        "collection": POST_COLLECTION,
+                        "rkey": rkey,
+                        "record": record,
+                    }))
+                })
+                .await?;
+            if reply.status.is_success() {
+                return Ok(reply.json::<StrongRef>(METHOD)?.receipt(&session));
+            }
+            let error = with_context(classify(&reply), METHOD);
+            if !maybe_duplicate(&reply) {
+                return Err(error);
+            }
+            match self.existing_record(&rkey).await? {
+                // Same text and reply: the record an earlier attempt of this message created.
+                Some((existing, value))
+                    if value.get("text") == record.get("text")
+                        && value.get("reply") == record.get("reply") =>
+                {
+                    tracing::info!(channel = %self.channel, uri = %existing.uri, "bluesky: already posted by an earlier attempt");
+                    return Ok(existing.receipt(&session));
+                }
+                // Another post scheduled for the same moment holds this key: try the next.
+                Some(_) => continue,
+                None => return Err(error),
             }
         }
-        Err(error)
+        Err(PublishError::new(
+            ErrorClass::Permanent,
+            format!("{METHOD}: no free record key after {RKEY_PROBES} tries"),
+        ))
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {

@@ -40,11 +40,14 @@ struct Fake {
     issued: u32,
     valid_access: Option<String>,
     valid_refresh: Option<String>,
-    /// rkey -> (uri, cid)
-    records: HashMap<String, (String, String)>,
+    /// rkey -> (uri, cid, record value)
+    records: HashMap<String, (String, String, Value)>,
 }
 
 type Shared = Arc<StdMutex<Fake>>;
+
+/// The scheduled time every test request carries.
+const SCHEDULED_MS: i64 = 1_764_158_400_000;
 
 fn xrpc_error(status: u16, error: &str, message: &str) -> Response {
     (
@@ -137,8 +140,8 @@ async fn handle(
         "com.atproto.repo.getRecord" => {
             let rkey = call.query.get("rkey").cloned().unwrap_or_default();
             match fake.records.get(&rkey) {
-                Some((uri, cid)) => {
-                    axum::Json(json!({"uri": uri, "cid": cid, "value": {}})).into_response()
+                Some((uri, cid, value)) => {
+                    axum::Json(json!({"uri": uri, "cid": cid, "value": value})).into_response()
                 }
                 None => xrpc_error(400, "RecordNotFound", "Could not locate record"),
             }
@@ -183,7 +186,8 @@ async fn handle(
                 body["repo"].as_str().unwrap()
             );
             let cid = format!("bafy-{rkey}");
-            fake.records.insert(rkey, (uri.clone(), cid.clone()));
+            fake.records
+                .insert(rkey, (uri.clone(), cid.clone(), body["record"].clone()));
             axum::Json(json!({"uri": uri, "cid": cid, "validationStatus": "valid"})).into_response()
         }
         _ => xrpc_error(501, "MethodNotImplemented", "Method Not Implemented"),
@@ -277,6 +281,7 @@ async fn publish(
             reply_to,
             post_id: 1,
             target_id: 2,
+            scheduled_at_ms: 1_764_158_400_000,
         })
         .await
 }
@@ -320,7 +325,7 @@ async fn a_plain_post_logs_in_once_and_creates_the_record_as_the_did() {
         chrono::DateTime::parse_from_rfc3339(created_at.as_str().unwrap()).is_ok(),
         "{created_at}"
     );
-    let rkey = facets::record_key("k-1");
+    let rkey = facets::record_key("k-1", SCHEDULED_MS, 0);
     assert_eq!(
         body,
         json!({
@@ -457,7 +462,10 @@ async fn thread_parts_reply_to_the_root_and_the_previous_part() {
     .await
     .unwrap();
 
-    let (k1, k2) = (facets::record_key("t"), facets::record_key("t.2"));
+    let (k1, k2) = (
+        facets::record_key("t", SCHEDULED_MS, 0),
+        facets::record_key("t.2", SCHEDULED_MS, 0),
+    );
     let strong = |rkey: &str| json!({"uri": format!("at://{DID}/app.bsky.feed.post/{rkey}"), "cid": format!("bafy-{rkey}")});
     let creates = calls(&fake, "repo.createRecord");
     assert_eq!(creates[0].json()["record"].get("reply"), None);
@@ -610,7 +618,10 @@ async fn a_resend_with_the_same_key_returns_the_first_post() {
     assert_eq!(fake.lock().unwrap().records.len(), 1);
     let lookups = calls(&fake, "repo.getRecord");
     assert_eq!(lookups.len(), 1);
-    assert_eq!(lookups[0].query["rkey"], facets::record_key("k-dup"));
+    assert_eq!(
+        lookups[0].query["rkey"],
+        facets::record_key("k-dup", SCHEDULED_MS, 0)
+    );
     assert_eq!(lookups[0].query["repo"], DID);
     assert_eq!(lookups[0].query["collection"], "app.bsky.feed.post");
 }
@@ -773,4 +784,38 @@ fn secrets_never_show_in_debug() {
     let store = Arc::new(MemoryAdapterStore::default());
     let adapter = adapter_with("http://127.0.0.1:9", PASSWORD, store);
     assert!(!format!("{adapter:?}").contains(PASSWORD));
+}
+
+/// Two different posts scheduled for the same millisecond may derive the
+/// same record key. The second must not be mistaken for a resend of the
+/// first: the adapter compares the stored record and moves to the next key.
+#[tokio::test]
+async fn a_record_key_taken_by_another_post_is_not_mistaken_for_a_resend() {
+    let (base, fake) = fake_pds().await;
+    let (adapter, _) = adapter(&base);
+    // Another post already sits under the key this one derives first.
+    let taken = facets::record_key("k-collide", SCHEDULED_MS, 0);
+    fake.lock().unwrap().records.insert(
+        taken.clone(),
+        (
+            format!("at://{DID}/app.bsky.feed.post/{taken}"),
+            "bafy-other".into(),
+            json!({"text": "someone else"}),
+        ),
+    );
+    let receipt = publish(adapter.as_ref(), &text_post("mine"), "k-collide", None)
+        .await
+        .unwrap();
+    let next = facets::record_key("k-collide", SCHEDULED_MS, 1);
+    assert_eq!(
+        receipt.platform_post_id,
+        Some(format!("at://{DID}/app.bsky.feed.post/{next} bafy-{next}"))
+    );
+    assert_eq!(fake.lock().unwrap().records.len(), 2, "both posts exist");
+    // A resend walks the same keys and finds its own record under the second.
+    let again = publish(adapter.as_ref(), &text_post("mine"), "k-collide", None)
+        .await
+        .unwrap();
+    assert_eq!(again, receipt);
+    assert_eq!(fake.lock().unwrap().records.len(), 2);
 }
