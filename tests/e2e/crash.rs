@@ -77,12 +77,16 @@ async fn killed_mid_publish_delivers_exactly_once(db: Option<TestDb>) {
         assert!(t.attempts >= 2);
     }
     let attempts = all_attempts(&store).await;
+    for t in &targets {
+        let published = attempts
+            .iter()
+            .filter(|a| a.target_id == t.id && a.outcome == "published")
+            .count();
+        assert_eq!(published, 1, "target {} recorded as published once", t.id);
+    }
+    // The killed process never finished an attempt: every record is the restarted one's.
     let workers: HashSet<_> = attempts.iter().map(|a| a.worker.clone()).collect();
-    assert_eq!(
-        attempts.iter().filter(|a| a.outcome == "published").count(),
-        4
-    );
-    assert!(!workers.is_empty());
+    assert_eq!(workers.len(), 1, "{workers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,6 +221,4 @@ async fn two_workers_on_postgres_never_publish_the_same_target_twice() {
             .unwrap();
         assert_eq!(ready.status(), 200, "{}", process.log());
     }
-    let workers: HashSet<_> = attempts.iter().map(|a| a.worker.clone()).collect();
-    assert!(!workers.is_empty() && workers.len() <= 2, "{workers:?}");
 }

@@ -46,8 +46,8 @@ impl PublishQueue {
         Ok(Self::attach(store, config))
     }
 
-    /// Opens the queue without touching its schema (it must exist).
-    pub fn attach(store: &Store, config: &SchedulerConfig) -> Self {
+    /// Opens the queue on the store's pool; the schema must exist.
+    fn attach(store: &Store, config: &SchedulerConfig) -> Self {
         // Heartbeats let apalis re-enqueue jobs a dead worker held; Clarion's
         // sweeper does the same sooner, from the store's point of view.
         let heartbeat = Duration::from_secs(10);

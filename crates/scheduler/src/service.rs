@@ -77,10 +77,6 @@ impl PostService {
         &self.store
     }
 
-    pub fn registry(&self) -> &AdapterRegistry {
-        &self.registry
-    }
-
     /// Validates, stores and queues a new post.
     pub async fn create(&self, input: PostInput) -> Result<PostDetail, ServiceError> {
         if input.channels.is_empty() {
@@ -214,7 +210,8 @@ impl PostService {
 
 fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>, ServiceError> {
     if draft {
-        return Ok(at.map(|t| t.timestamp_millis()).filter(|_| false));
+        // A draft has no time until `post schedule` gives it one.
+        return Ok(None);
     }
     let now = now_ms();
     match at {
