@@ -240,7 +240,9 @@ impl Settings {
     pub fn new(sink: &Sink) -> Self {
         Self {
             sink_url: sink.url.clone(),
-            webhook_extra: String::new(),
+            // The sink deduplicates on Idempotency-Key; webhooks only
+            // claim that when told (`idempotent` defaults to false).
+            webhook_extra: "idempotent = true".into(),
             scheduler_extra: String::new(),
             extra_channels: String::new(),
         }
@@ -259,10 +261,25 @@ impl Clarion {
             "{{body}} #{{tag}}",
         )
         .unwrap();
+        // PostgreSQL needs a key shared by every process (SQLite makes its
+        // own `clarion.key` beside the database).
+        let key_line = if db.pg_admin.is_some() {
+            let path = dir.path().join("shared.key");
+            let key = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            std::fs::write(&path, key).unwrap();
+            format!("secret_key_file = \"{}\"", path.display())
+        } else {
+            String::new()
+        };
         let config = format!(
             r#"
 database_url = "{db}"
 content_dir = "{content}"
+{key_line}
 [log]
 level = "info,apalis=warn"
 [server]

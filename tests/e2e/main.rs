@@ -7,5 +7,6 @@ mod content;
 mod crash;
 mod harness;
 mod platforms;
+mod promises;
 mod publish;
 mod store;

@@ -183,7 +183,7 @@ async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) ->
 
 use axum::Json;
 
-fn five_channels(base: &str) -> String {
+pub fn five_channels(base: &str) -> String {
     format!(
         r#"
 [[channels]]
@@ -224,7 +224,7 @@ api_url = "{base}/"
     )
 }
 
-fn platform_env() -> Vec<(String, String)> {
+pub fn platform_env() -> Vec<(String, String)> {
     [
         ("E2E_MASTODON_TOKEN", "masto-token"),
         ("E2E_BLUESKY_PASSWORD", "app-pass-word"),

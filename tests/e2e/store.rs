@@ -2,61 +2,203 @@
 
 use std::time::Duration;
 
-use clarion_store::{NewPost, NewTarget, Store, now_ms};
+use clarion_store::{AttemptRecord, Claim, ClaimBatch, Finish, NewPost, NewTarget, Store, now_ms};
 use sea_orm::ConnectionTrait;
 
 use crate::harness::*;
 
-async fn one_claim_wins(db: TestDb) {
-    let store = Store::connect(&db.url, 8).await.unwrap();
-    store.migrate().await.unwrap();
-    let due = now_ms();
-    let (detail, jobs) = store
-        .create_post(NewPost {
-            source_key: None,
-            body: "b".into(),
-            template: None,
-            vars: serde_json::json!({}),
-            campaign: None,
-            author: None,
-            scheduled_at_ms: Some(due),
-            content_hash: String::new(),
-            targets: vec![NewTarget {
-                channel: "sink".into(),
+fn new_post(due: i64, channels: usize) -> NewPost {
+    NewPost {
+        source_key: None,
+        body: "b".into(),
+        template: None,
+        vars: serde_json::json!({}),
+        campaign: None,
+        author: None,
+        scheduled_at_ms: Some(due),
+        content_hash: String::new(),
+        targets: (0..channels)
+            .map(|n| NewTarget {
+                channel: format!("sink{n}"),
                 override_body: None,
                 rendered_text: "b".into(),
                 parts: vec!["b".into()],
                 media: vec![],
-            }],
-        })
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    let id = detail.targets[0].id;
+            })
+            .collect(),
+    }
+}
+
+fn batch<'a>(worker: &'a str, id: &'a str, now: i64, lease_ms: i64) -> ClaimBatch<'a> {
+    ClaimBatch {
+        worker,
+        batch: id,
+        now_ms: now,
+        lease_until_ms: now + lease_ms,
+    }
+}
+
+fn published(token: &str, target_id: i32, now: i64) -> Finish {
+    Finish {
+        token: token.to_owned(),
+        attempt: AttemptRecord {
+            target_id,
+            attempt_no: 1,
+            worker: "w".into(),
+            started_at_ms: now,
+            finished_at_ms: now,
+            outcome: "published".into(),
+            http_status: None,
+            retry_after_ms: None,
+            platform_post_id: Some(format!("p{target_id}")),
+            message: None,
+        },
+        next: Claim::Published {
+            platform_post_id: Some(format!("p{target_id}")),
+            url: None,
+        },
+    }
+}
+
+/// Sixteen dispatchers claim 20 due targets at once, four at a time: every
+/// target is claimed exactly once, each claim with its own token.
+async fn one_claim_wins(db: TestDb) {
+    let store = Store::connect(&db.url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    let due = now_ms();
+    let (detail, jobs) = store.create_post(new_post(due, 20)).await.unwrap();
+    assert_eq!(jobs.len(), 20);
     let claims = (0..16).map(|n| {
         let store = store.clone();
         tokio::spawn(async move {
+            let worker = format!("w{n}");
+            let id = format!("b{n}");
             store
-                .claim(id, due, &format!("w{n}"), due + 60_000)
+                .claim_due(&batch(&worker, &id, due, 60_000), due, 4, &[], None)
                 .await
                 .unwrap()
         })
     });
-    let mut winners = 0;
+    let mut claimed = Vec::new();
     for claim in claims {
-        if claim.await.unwrap().is_some() {
-            winners += 1;
-        }
+        claimed.extend(claim.await.unwrap());
     }
-    assert_eq!(winners, 1, "exactly one concurrent claim succeeds");
-    // A job for an older schedule of the target cannot claim it.
+    let mut ids: Vec<i32> = claimed.iter().map(|t| t.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(claimed.len(), 20, "every due target claimed once");
+    assert_eq!(ids.len(), 20, "no target claimed twice");
+    let tokens: std::collections::HashSet<_> = claimed
+        .iter()
+        .filter_map(|t| t.claim_token.clone())
+        .collect();
+    assert_eq!(tokens.len(), 20, "each claim has its own token");
+    assert!(claimed.iter().all(|t| t.first_sent_at_ms == Some(due)));
+    // Nothing is left to claim, and a target not yet due is never claimed.
     assert!(
         store
-            .claim(id, due - 1, "late", due + 60_000)
+            .claim_due(&batch("late", "x", due, 60_000), due, 10, &[], None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(detail.targets.len(), 20);
+}
+
+/// A claim's token decides who may write its result: after the lease ran
+/// out and another worker took the target over, the first claim's result
+/// is refused (only its attempt is recorded); a renewed lease is not taken.
+async fn claim_tokens_fence_results(db: TestDb) {
+    let store = Store::connect(&db.url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = now_ms();
+    store.create_post(new_post(now, 2)).await.unwrap();
+    let first = batch("p1", "first", now, 1_000);
+    let claimed = store.claim_due(&first, now, 2, &[], None).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let (a, b) = (claimed[0].id, claimed[1].id);
+    // `a` is still being worked on: its lease is renewed; `b`'s runs out.
+    let later = now + 5_000;
+    assert_eq!(
+        store
+            .renew_leases(&[first.token_for(a)], later + 60_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let expired = store.expired_leases(later, 10).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![b],
+        "only the claim that was not renewed has expired"
+    );
+    let second = batch("p2", "second", later, 60_000);
+    assert!(
+        store
+            .reclaim_expired(a, &second, "p1 stopped")
             .await
             .unwrap()
             .is_none()
     );
+    let taken = store
+        .reclaim_expired(b, &second, "p1 stopped")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.last_error.as_deref(), Some("p1 stopped"));
+    assert_eq!(
+        taken.claim_token.as_deref(),
+        Some(second.token_for(b).as_str())
+    );
+    assert_eq!(taken.last_outcome.as_deref(), Some("outcome_unknown"));
+    assert_eq!(
+        taken.first_sent_at_ms,
+        Some(now),
+        "the key's first use is kept"
+    );
+    // The stale claim of `b` finishes late: refused. The live one of `a`: applied.
+    let applied = store
+        .finish_attempts(vec![
+            published(&first.token_for(a), a, later),
+            published(&first.token_for(b), b, later),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false]);
+    let applied = store
+        .finish_attempts(vec![published(&second.token_for(b), b, later)])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let targets = all_targets(&store).await;
+    assert!(targets.iter().all(|t| t.status == "published"));
+    assert_eq!(
+        targets
+            .iter()
+            .find(|t| t.id == b)
+            .unwrap()
+            .platform_post_id
+            .as_deref(),
+        Some(format!("p{b}").as_str())
+    );
+    assert_eq!(
+        all_attempts(&store).await.len(),
+        3,
+        "every attempt is recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_tokens_fence_results_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    claim_tokens_fence_results(TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_tokens_fence_results_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        claim_tokens_fence_results(db).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,7 +221,10 @@ async fn adapter_state_is_encrypted(db: TestDb) {
 
     let store = Store::connect(&db.url, 2).await.unwrap();
     store.migrate().await.unwrap();
-    let state = DbAdapterStore::new(store.clone(), SecretKey::from_passphrase("correct horse"));
+    let key = SecretKey::from_passphrase(&store, "correct horse")
+        .await
+        .unwrap();
+    let state = DbAdapterStore::new(store.clone(), key);
     state
         .save("sky", "refresh_jwt", &Secret::new("eyJ-very-secret"))
         .await
@@ -103,17 +248,22 @@ async fn adapter_state_is_encrypted(db: TestDb) {
         .all(store.connection())
         .await
         .unwrap();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.scope != clarion_store::META_SCOPE)
+        .collect();
     assert_eq!(rows.len(), 1, "a save replaces the value");
     assert!(!rows[0].ciphertext.contains("rotated") && !rows[0].ciphertext.contains("eyJ"));
+    assert!(
+        !rows[0].name.contains("refresh"),
+        "names are stored as tags"
+    );
 
-    let wrong = DbAdapterStore::new(store, SecretKey::from_passphrase("wrong"));
-    let err = wrong
-        .load("sky", "refresh_jwt")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("was CLARION_SECRET_KEY changed?"), "{err}");
-    assert!(!err.contains("rotated"));
+    // A wrong passphrase hashes names differently too: nothing is found, and
+    // a row found under a right name but the wrong key is refused by name.
+    let wrong_key = SecretKey::from_passphrase(&store, "wrong").await.unwrap();
+    let wrong = DbAdapterStore::new(store.clone(), wrong_key);
+    assert!(wrong.load("sky", "refresh_jwt").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,7 +282,6 @@ async fn adapter_state_is_encrypted_at_rest_postgres() {
 /// Finished queue jobs are pruned after the retention; pending ones never.
 async fn finished_jobs_are_pruned(db: TestDb) {
     use clarion_scheduler::{PublishQueue, SchedulerConfig};
-    use clarion_store::Enqueue;
 
     let store = Store::connect(&db.url, 2).await.unwrap();
     store.migrate().await.unwrap();
@@ -140,13 +289,10 @@ async fn finished_jobs_are_pruned(db: TestDb) {
         .await
         .unwrap();
     let far = now_ms() + 3_600_000;
-    let jobs: Vec<Enqueue> = (1..=3)
-        .map(|id| Enqueue {
-            target_id: id,
-            not_before_ms: far,
-        })
-        .collect();
-    queue.enqueue(&jobs).await.unwrap();
+    queue
+        .push_wakes(&[far, far + 1_000, far + 2_000])
+        .await
+        .unwrap();
     // Two jobs finished two days ago, as apalis marks them; one still pending.
     let finish = if store.is_postgres() {
         "UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '2 days' \

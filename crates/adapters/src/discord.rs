@@ -198,14 +198,10 @@ impl AdapterFactory for Factory {
 /// one message carries the same nonce, so with `enforce_nonce` Discord
 /// returns the first message instead of posting a duplicate (for a few
 /// minutes). FNV-1a 128 is used because it is stable across Rust releases
-/// (unlike `DefaultHasher`) and needs no extra crate; 25 hex digits keep 100
-/// bits, plenty against accidental collisions between keys.
+/// (unlike `DefaultHasher`); 25 hex digits keep 100 bits, plenty against
+/// accidental collisions between keys.
 fn nonce_for(key: &str) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let hash = key
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
+    let hash = clarion_core::hash::fnv1a128(key.as_bytes());
     let mut hex = format!("{hash:032x}");
     hex.truncate(NONCE_LEN);
     hex
@@ -447,8 +443,10 @@ impl ChannelAdapter for DiscordAdapter {
 
     fn idempotency(&self) -> Idempotency {
         // `nonce` + `enforce_nonce: true`: a resend with the same nonce
-        // returns the first message (Discord keeps nonces for a few minutes).
-        Idempotency::Honoured
+        // returns the first message. Discord keeps nonces only "for a few
+        // minutes" (discord.com/developers/docs/resources/message#create-message,
+        // `enforce_nonce`); 2 minutes stays inside that.
+        Idempotency::honoured_for(Duration::from_secs(120))
     }
 
     fn thread_style(&self) -> ThreadStyle {
@@ -743,6 +741,7 @@ mod tests {
                 post_id: 7,
                 target_id: 9,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             })
             .await
     }
@@ -1044,7 +1043,10 @@ mod tests {
             adapter.length_rule(),
             LengthRule::new(2000, LengthUnit::Chars)
         );
-        assert_eq!(adapter.idempotency(), Idempotency::Honoured);
+        assert_eq!(
+            adapter.idempotency(),
+            Idempotency::honoured_for(Duration::from_secs(120))
+        );
         assert_eq!(adapter.thread_style(), ThreadStyle::Native);
         assert_eq!(
             adapter

@@ -16,15 +16,26 @@
 //! subject_template = "News: {first_line}"          # {first_line}, {campaign}
 //! list_unsubscribe = "https://example.org/unsubscribe"
 //! timeout_secs = 30
+//! batch_size = 200                                 # recipients per publish call
 //! ```
 //!
 //! Delivery marks make a retry safe: after the server accepts a message for
 //! a recipient, `<channel>/sent/<idempotency key>` / `<recipient>` is saved
 //! in the adapter store, and recipients with a mark are skipped next time.
+//! A recipient the server refuses for good (5xx) gets a mark too, so it is
+//! not tried again.
+//!
+//! A large list goes out in batches: one publish call stops starting new
+//! recipients after `batch_size` sends (default 200) or two thirds of the
+//! call's budget, and answers `unfinished`; the scheduler calls again at
+//! once and the next call skips whoever has a mark. Each recipient's send
+//! and its mark run as one spawned task, so a call cancelled by the
+//! scheduler's timeout never leaves a recipient mailed but unmarked.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clarion_core::{
@@ -41,6 +52,15 @@ use serde::Deserialize;
 
 /// RFC 5322 recommends header lines of at most 78 characters.
 const SUBJECT_MAX: usize = 78;
+
+/// Recipients one publish call sends to before it lets the scheduler call
+/// again, unless `batch_size` says otherwise.
+const DEFAULT_BATCH_SIZE: usize = 200;
+
+/// The mark of a recipient the server accepted the message for.
+const DELIVERED: &str = "1";
+/// The mark of a recipient the server refused for good: `rejected: <why>`.
+const REJECTED: &str = "rejected: ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +90,12 @@ struct Settings {
     list_unsubscribe: String,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    #[serde(default = "default_batch_size")]
+    batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    DEFAULT_BATCH_SIZE
 }
 
 fn default_timeout() -> f64 {
@@ -91,6 +117,21 @@ pub struct EmailAdapter {
     one_click: bool,
     timeout: Duration,
     state: Arc<dyn AdapterStore>,
+    batch_size: usize,
+    /// Held by each recipient's send-and-mark task, taken before its mark is
+    /// read: a call that follows a cancelled one waits for the send still
+    /// in flight and then sees its mark, instead of sending again.
+    sending: Arc<tokio::sync::Mutex<()>>,
+    /// Per idempotency key, how far this process knows every recipient has
+    /// a mark: later batches start there instead of re-reading each mark.
+    resume: Mutex<HashMap<String, Resume>>,
+}
+
+/// The leading recipients that all have a mark, and what they came to.
+#[derive(Debug, Default, Clone)]
+struct Resume {
+    next: usize,
+    done: Delivery,
 }
 
 impl std::fmt::Debug for EmailAdapter {
@@ -127,6 +168,9 @@ impl AdapterFactory for Factory {
         }
         if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
             return fail("timeout_secs", "must be between 0 and 300 seconds".into());
+        }
+        if !(1..=100_000).contains(&s.batch_size) {
+            return fail("batch_size", "must be between 1 and 100000".into());
         }
         let from: Mailbox = match s.from.parse() {
             Ok(from) => from,
@@ -222,12 +266,15 @@ impl AdapterFactory for Factory {
             one_click,
             timeout,
             state: context.state.clone(),
+            batch_size: s.batch_size,
+            sending: Arc::default(),
+            resume: Mutex::default(),
         }))
     }
 }
 
 /// What one publish did, recipient by recipient.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Delivery {
     /// Accepted now or by an earlier attempt, in recipient order.
     delivered: Vec<String>,
@@ -370,28 +417,121 @@ impl EmailAdapter {
         ))
     }
 
+    fn resume_point(&self, key: &str) -> Resume {
+        let resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        resume.get(key).cloned().unwrap_or_default()
+    }
+
+    fn set_resume_point(&self, key: &str, point: Option<Resume>) {
+        let mut resume = self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        match point {
+            Some(point) => resume.insert(key.to_owned(), point),
+            None => resume.remove(key),
+        };
+    }
+
+    /// Sends to every recipient without a mark, in order, until the batch
+    /// or two thirds of the budget is used up (`Paused`) or the list ends.
     async fn deliver(
         &self,
         transport: &AsyncSmtpTransport<Tokio1Executor>,
         request: &PublishRequest<'_>,
+        started: Instant,
         delivery: &mut Delivery,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Progress, PublishError> {
+        let start = self.resume_point(request.idempotency_key);
+        *delivery = start.done.clone();
+        // Recipients before `marked_up_to` all have a mark; with the lengths
+        // of `delivered` and `rejected` then, that is the next resume point.
+        let mut marked_up_to = (
+            start.next,
+            delivery.delivered.len(),
+            delivery.rejected.len(),
+        );
+        let result = self
+            .deliver_from(
+                transport,
+                request,
+                started,
+                start.next,
+                delivery,
+                &mut marked_up_to,
+            )
+            .await;
+        let (next, delivered, rejected) = marked_up_to;
+        self.set_resume_point(
+            request.idempotency_key,
+            Some(Resume {
+                next,
+                done: Delivery {
+                    delivered: delivery.delivered[..delivered].to_vec(),
+                    rejected: delivery.rejected[..rejected].to_vec(),
+                    deferred: Vec::new(),
+                },
+            }),
+        );
+        result
+    }
+
+    async fn deliver_from(
+        &self,
+        transport: &AsyncSmtpTransport<Tokio1Executor>,
+        request: &PublishRequest<'_>,
+        started: Instant,
+        first: usize,
+        delivery: &mut Delivery,
+        marked_up_to: &mut (usize, usize, usize),
+    ) -> Result<Progress, PublishError> {
         let scope = self.scope(request.idempotency_key);
         let subject = self.subject(request);
-        for to in &self.recipients {
+        let soft_limit = request.budget.saturating_mul(2) / 3;
+        // Sends started and marks saved by this call.
+        let (mut attempted, mut recorded) = (0_usize, 0_usize);
+        for (index, to) in self.recipients.iter().enumerate().skip(first) {
             let name = to.to_string();
-            let marked = self.state.load(&scope, &name).await.map_err(|e| {
+            let contiguous = marked_up_to.0 == index;
+            let guard = self.sending.clone().lock_owned().await;
+            let mark = self.state.load(&scope, &name).await.map_err(|e| {
                 // Without the mark we cannot know it is safe to send.
                 PublishError::new(ErrorClass::Transient, e.to_string())
             })?;
-            if marked.is_some() {
-                delivery.delivered.push(name);
+            if let Some(mark) = mark {
+                drop(guard);
+                match mark.expose().strip_prefix(REJECTED) {
+                    Some(why) => delivery.rejected.push((name, why.to_owned())),
+                    None => delivery.delivered.push(name),
+                }
+                if contiguous {
+                    *marked_up_to = (index + 1, delivery.delivered.len(), delivery.rejected.len());
+                }
                 continue;
             }
+            if attempted >= self.batch_size || (attempted > 0 && started.elapsed() >= soft_limit) {
+                drop(guard);
+                if recorded > 0 {
+                    return Ok(Progress::Paused);
+                }
+                // Every attempt of this call was deferred (4xx), nothing
+                // recorded: not progress, so try again later.
+                return Err(PublishError::new(ErrorClass::Transient, delivery.summary()));
+            }
             let message = self.message(request, &subject, to)?;
-            let sent = tokio::time::timeout(self.timeout, transport.send(message)).await;
+            attempted += 1;
+            // One task for the send and its mark: cancelling this call (the
+            // scheduler's timeout) cannot land between the two.
+            let task = tokio::spawn(send_and_mark(
+                transport.clone(),
+                message,
+                self.timeout,
+                self.state.clone(),
+                scope.clone(),
+                name.clone(),
+                guard,
+            ));
+            let sent = task.await.unwrap_or_else(|e| Sent::Lost(e.to_string()));
+            let mut now_marked = false;
             match sent {
-                Err(_) => {
+                Sent::TimedOut => {
                     return Err(PublishError::new(
                         ErrorClass::OutcomeUnknown,
                         format!(
@@ -403,22 +543,38 @@ impl EmailAdapter {
                         ),
                     ));
                 }
-                Ok(Ok(_)) => {
-                    self.state
-                        .save(&scope, &name, &Secret::new("1"))
-                        .await
-                        .map_err(|e| {
-                            // Sent, but a retry would send it again.
-                            PublishError::new(
-                                ErrorClass::OutcomeUnknown,
-                                format!("sent to {name} but could not record it: {e}"),
-                            )
-                        })?;
+                Sent::Lost(why) => {
+                    return Err(PublishError::new(
+                        ErrorClass::OutcomeUnknown,
+                        format!("sending to {name} stopped: {why} ({})", delivery.summary()),
+                    ));
+                }
+                Sent::Unmarked(e) => {
+                    // Sent, but a retry would send it again.
+                    return Err(PublishError::new(
+                        ErrorClass::OutcomeUnknown,
+                        format!("sent to {name} but could not record it: {e}"),
+                    ));
+                }
+                Sent::Marked => {
+                    recorded += 1;
+                    now_marked = true;
                     delivery.delivered.push(name);
                 }
-                Ok(Err(error)) => match self.classify(&error) {
+                Sent::Failed(error) => match self.classify(&error) {
                     Failure::Rejected(why) => {
                         tracing::warn!(channel = %self.channel, "{name} rejected: {why}");
+                        let mark = Secret::new(format!("{REJECTED}{why}"));
+                        match self.state.save(&scope, &name, &mark).await {
+                            Ok(()) => {
+                                recorded += 1;
+                                now_marked = true;
+                            }
+                            // Only costs trying this recipient again.
+                            Err(e) => {
+                                tracing::warn!(channel = %self.channel, "cannot record that {name} was rejected: {e}")
+                            }
+                        }
                         delivery.rejected.push((name, why));
                     }
                     Failure::Deferred(why) => delivery.deferred.push((name, why)),
@@ -428,8 +584,56 @@ impl EmailAdapter {
                     }
                 },
             }
+            if contiguous && now_marked {
+                *marked_up_to = (index + 1, delivery.delivered.len(), delivery.rejected.len());
+            }
         }
-        Ok(())
+        Ok(Progress::Done)
+    }
+}
+
+/// Whether a publish call went through the whole list.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    Done,
+    /// Stopped starting new recipients (batch or budget used up) after
+    /// recording progress; the next call continues.
+    Paused,
+}
+
+/// What became of one recipient's send.
+enum Sent {
+    /// Accepted, and the delivery mark saved.
+    Marked,
+    /// Accepted, but the mark could not be saved.
+    Unmarked(String),
+    /// The server refused or the conversation failed.
+    Failed(SmtpError),
+    /// No answer within the timeout: it may have been accepted.
+    TimedOut,
+    /// The task itself failed (panic, runtime shutting down).
+    Lost(String),
+}
+
+/// Sends one message and saves its delivery mark, as one spawned task: the
+/// publish future awaiting it may be cancelled, this never is. Holds the
+/// `sending` guard until the mark is saved.
+async fn send_and_mark(
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    message: Message,
+    timeout: Duration,
+    state: Arc<dyn AdapterStore>,
+    scope: String,
+    name: String,
+    _sending: tokio::sync::OwnedMutexGuard<()>,
+) -> Sent {
+    match tokio::time::timeout(timeout, transport.send(message)).await {
+        Err(_) => Sent::TimedOut,
+        Ok(Err(error)) => Sent::Failed(error),
+        Ok(Ok(_)) => match state.save(&scope, &name, &Secret::new(DELIVERED)).await {
+            Ok(()) => Sent::Marked,
+            Err(e) => Sent::Unmarked(e.to_string()),
+        },
     }
 }
 
@@ -448,161 +652,23 @@ fn message_id(key: &str, to: &Address) -> String {
         .collect();
     let key = key.trim_matches('.');
     // FNV-1a: stable across processes and Rust versions, unlike DefaultHasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in to.to_string().to_lowercase().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = clarion_core::hash::fnv1a64(to.to_string().to_lowercase().as_bytes());
     format!("<{key}.{hash:016x}@clarion>")
 }
 
-/// A Markdown link `[label](url)` or image `![alt](url)` at the start of `s`:
-/// (label, url, bytes consumed).
-fn md_link(s: &str) -> Option<(&str, &str, usize)> {
-    let open = if s.starts_with("![") {
-        2
-    } else if s.starts_with('[') {
-        1
-    } else {
-        return None;
-    };
-    let close = s[open..].find("](")? + open;
-    let url_start = close + 2;
-    let url_end = s[url_start..].find(')')? + url_start;
-    let url = s[url_start..url_end].trim();
-    let label = &s[open..close];
-    if label.contains(['[', ']']) || !linkable(url) {
-        return None;
-    }
-    Some((label, url, url_end + 1))
-}
-
-/// Only these schemes become links: no `javascript:` in a newsletter.
-fn linkable(url: &str) -> bool {
-    ["http://", "https://", "mailto:"]
-        .iter()
-        .any(|p| url.len() > p.len() && url[..p.len()].eq_ignore_ascii_case(p))
-}
-
-/// A bare URL at the start of `s`, without trailing punctuation.
-fn bare_url(s: &str) -> Option<&str> {
-    if !(s.starts_with("http://") || s.starts_with("https://")) {
-        return None;
-    }
-    let end = s.find(char::is_whitespace).unwrap_or(s.len());
-    let url = s[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '"', '\'']);
-    linkable(url).then_some(url)
-}
-
-/// Drops block markers (headings, quotes) a reader should not see.
-fn strip_block(line: &str) -> &str {
-    let trimmed = line.trim_start();
-    let unheaded = trimmed.trim_start_matches('#');
-    if unheaded.len() < trimmed.len() && (unheaded.is_empty() || unheaded.starts_with(' ')) {
-        return unheaded.trim_start();
-    }
-    trimmed
-        .strip_prefix("> ")
-        .or_else(|| trimmed.strip_prefix('>'))
-        .unwrap_or(line)
-}
-
-/// The text part: Markdown markers dropped, links as `label (url)`.
+/// The text part: the Markdown as plain text, links as `label (url)`.
+/// One converter for every channel (`clarion_content`), with its one list
+/// of allowed link schemes: no `javascript:` in a newsletter.
 fn plain_text(markdown: &str) -> String {
-    let mut out = String::new();
-    for (i, line) in markdown.lines().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mut rest = strip_block(line);
-        while let Some(c) = rest.chars().next() {
-            if let Some((label, url, len)) = md_link(rest) {
-                if label.is_empty() || label == url {
-                    out.push_str(url);
-                } else {
-                    out.push_str(&format!("{label} ({url})"));
-                }
-                rest = &rest[len..];
-            } else if rest.starts_with("**") {
-                rest = &rest[2..];
-            } else if c == '`' {
-                rest = &rest[1..];
-            } else {
-                out.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-    }
-    out
+    clarion_content::markdown_to_plain(markdown)
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn link(url: &str, label: &str) -> String {
-    format!("<a href=\"{}\">{}</a>", escape(url), escape(label))
-}
-
-/// One line of HTML: escaped, links clickable, balanced `**` bold.
-fn inline_html(line: &str) -> String {
-    let bold = line.matches("**").count().is_multiple_of(2);
-    let mut open = false;
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(c) = rest.chars().next() {
-        if let Some((label, url, len)) = md_link(rest) {
-            out.push_str(&link(url, if label.is_empty() { url } else { label }));
-            rest = &rest[len..];
-        } else if let Some(url) = bare_url(rest) {
-            out.push_str(&link(url, url));
-            rest = &rest[url.len()..];
-        } else if bold && rest.starts_with("**") {
-            out.push_str(if open { "</strong>" } else { "<strong>" });
-            open = !open;
-            rest = &rest[2..];
-        } else if c == '`' {
-            rest = &rest[1..];
-        } else {
-            out.push_str(&escape(&c.to_string()));
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
-}
-
-/// The HTML part: a paragraph per blank-line-separated block, line breaks kept.
+/// The HTML part: the Markdown as block HTML (paragraphs, line breaks,
+/// `<strong>`, `<em>`, lists; raw HTML escaped) in a minimal document.
 fn html(markdown: &str) -> String {
-    let mut paragraphs: Vec<Vec<&str>> = vec![Vec::new()];
-    for line in markdown.lines() {
-        if line.trim().is_empty() {
-            paragraphs.push(Vec::new());
-        } else if let Some(last) = paragraphs.last_mut() {
-            last.push(strip_block(line));
-        }
-    }
-    let body: Vec<String> = paragraphs
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let lines: Vec<String> = p.iter().map(|l| inline_html(l)).collect();
-            format!("<p>{}</p>", lines.join("<br>\n"))
-        })
-        .collect();
     format!(
         "<!DOCTYPE html>\n<html>\n<body>\n{}\n</body>\n</html>\n",
-        body.join("\n")
+        clarion_content::markdown_to_html_blocks(markdown)
     )
 }
 
@@ -622,8 +688,9 @@ impl ChannelAdapter for EmailAdapter {
     }
 
     fn idempotency(&self) -> Idempotency {
-        // Per-recipient delivery marks make a resend skip whoever has it.
-        Idempotency::Honoured
+        // Per-recipient delivery marks in the adapter store make a resend
+        // skip whoever has it, however late it comes.
+        Idempotency::honoured_for(Idempotency::FOREVER)
     }
 
     fn thread_style(&self) -> ThreadStyle {
@@ -633,12 +700,26 @@ impl ChannelAdapter for EmailAdapter {
     // media_rule(): the default NONE. Attachments are not supported yet.
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
+        let started = Instant::now();
         let transport = self.transport.clone().build::<Tokio1Executor>();
         let mut delivery = Delivery::default();
-        let result = self.deliver(&transport, &request, &mut delivery).await;
+        let result = self
+            .deliver(&transport, &request, started, &mut delivery)
+            .await;
         // QUIT politely; the pool would otherwise hold the connection idle.
         transport.shutdown().await;
-        result?;
+        if result? == Progress::Paused {
+            let mut message = format!(
+                "sent {} of {} recipients; continuing",
+                delivery.delivered.len(),
+                self.recipients.len()
+            );
+            if !delivery.rejected.is_empty() || !delivery.deferred.is_empty() {
+                message = format!("{message} ({})", delivery.summary());
+            }
+            return Err(PublishError::new(ErrorClass::Unfinished, message));
+        }
+        self.set_resume_point(request.idempotency_key, None);
         if !delivery.deferred.is_empty() {
             return Err(PublishError::new(ErrorClass::Transient, delivery.summary()));
         }
@@ -782,7 +863,16 @@ mod tests {
         recipients: &[&str],
         store: Arc<MemoryAdapterStore>,
     ) -> Arc<dyn ChannelAdapter> {
-        let config = json!({
+        adapter_with(port, recipients, store, json!({}))
+    }
+
+    fn adapter_with(
+        port: u16,
+        recipients: &[&str],
+        store: Arc<MemoryAdapterStore>,
+        extra: Value,
+    ) -> Arc<dyn ChannelAdapter> {
+        let mut config = json!({
             "name": "newsletter",
             "kind": "email",
             "smtp_host": "127.0.0.1",
@@ -793,6 +883,10 @@ mod tests {
             "list_unsubscribe": "https://example.org/unsubscribe",
             "timeout_secs": 10,
         });
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         Factory
             .build(
                 &serde_json::from_value(config).unwrap(),
@@ -804,6 +898,13 @@ mod tests {
     const TEXT: &str = "Spring release is out\n\nRead the **notes** at [our blog](https://example.org/blog) or https://example.org/x.\nThanks & see you";
 
     async fn publish(adapter: &dyn ChannelAdapter) -> Result<PublishReceipt, PublishError> {
+        publish_within(adapter, Duration::from_secs(30)).await
+    }
+
+    async fn publish_within(
+        adapter: &dyn ChannelAdapter,
+        budget: Duration,
+    ) -> Result<PublishReceipt, PublishError> {
         let post = OutboundPost {
             text: TEXT.into(),
             campaign: None,
@@ -817,6 +918,7 @@ mod tests {
                 post_id: 7,
                 target_id: 9,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget,
             })
             .await
     }
@@ -908,6 +1010,135 @@ mod tests {
         assert_eq!(received(&sink).len(), 3);
     }
 
+    fn addresses(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("r{i}@example.org")).collect()
+    }
+
+    /// How many messages each address got.
+    fn counts(sink: &Sink) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (rcpt, _) in received(sink) {
+            for r in rcpt {
+                *counts.entry(r).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    async fn marked(store: &MemoryAdapterStore, address: &str) -> bool {
+        store
+            .load("newsletter/sent/post-7-target-9", address)
+            .await
+            .unwrap()
+            == Some(Secret::new("1"))
+    }
+
+    #[tokio::test]
+    async fn email_a_list_bigger_than_a_batch_goes_out_over_several_calls_exactly_once() {
+        let sink = sink("batches", None);
+        let store = Arc::new(MemoryAdapterStore::default());
+        let to = addresses(5);
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let adapter = adapter_with(sink.port, &to, store.clone(), json!({"batch_size": 2}));
+        let first = publish(adapter.as_ref()).await.unwrap_err();
+        assert_eq!(
+            (first.class, first.message.as_str()),
+            (ErrorClass::Unfinished, "sent 2 of 5 recipients; continuing")
+        );
+        assert_eq!(received(&sink).len(), 2);
+        let second = publish(adapter.as_ref()).await.unwrap_err();
+        assert_eq!(
+            (second.class, second.message.as_str()),
+            (ErrorClass::Unfinished, "sent 4 of 5 recipients; continuing")
+        );
+        let receipt = publish(adapter.as_ref()).await.unwrap();
+        assert_eq!(receipt.platform_post_id, Some(id_for("r0@example.org")));
+        let counts = counts(&sink);
+        for address in &to {
+            assert_eq!(counts.get(*address), Some(&1), "{address}: {counts:?}");
+            assert!(marked(&store, address).await, "{address}");
+        }
+        assert_eq!(counts.len(), 5);
+
+        // Another process (a new adapter on the same store) finds every mark.
+        let other = adapter_with(sink.port, &to, store.clone(), json!({"batch_size": 2}));
+        assert_eq!(publish(other.as_ref()).await.unwrap(), receipt);
+        assert_eq!(received(&sink).len(), 5);
+    }
+
+    #[tokio::test]
+    async fn email_a_call_stops_starting_recipients_when_two_thirds_of_its_budget_is_used() {
+        let sink = sink("budget", None);
+        let store = Arc::new(MemoryAdapterStore::default());
+        let to = addresses(3);
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let adapter = adapter(sink.port, &to, store.clone());
+        // Any send takes longer than 2/3 ms: one recipient per call, never
+        // none (a call that made no progress may not say unfinished).
+        let tiny = Duration::from_millis(1);
+        for sent in 1..=2 {
+            let error = publish_within(adapter.as_ref(), tiny).await.unwrap_err();
+            assert_eq!(
+                (error.class, error.message),
+                (
+                    ErrorClass::Unfinished,
+                    format!("sent {sent} of 3 recipients; continuing")
+                )
+            );
+            assert_eq!(received(&sink).len(), sent);
+        }
+        publish_within(adapter.as_ref(), tiny).await.unwrap();
+        assert_eq!(
+            counts(&sink).values().copied().collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn email_a_cancelled_call_never_leaves_a_recipient_mailed_without_a_mark() {
+        let sink = sink("cancel", None);
+        let store = Arc::new(MemoryAdapterStore::default());
+        let to = addresses(12);
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let adapter = adapter(sink.port, &to, store.clone());
+        // The scheduler cancels a publish that overruns its budget: cut
+        // calls off at many points, mid-conversation included.
+        for ms in [1, 2, 3, 4, 6, 8, 11, 15, 20, 30] {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(ms), publish(adapter.as_ref())).await;
+            // Whoever the server accepted a message for gets a mark, even
+            // though the call that sent it is gone.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let mut unmarked = Vec::new();
+                for address in counts(&sink).keys() {
+                    if !marked(&store, address).await {
+                        unmarked.push(address.clone());
+                    }
+                }
+                if unmarked.is_empty() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "mailed without a mark after a cancel at {ms} ms: {unmarked:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        loop {
+            match publish(adapter.as_ref()).await {
+                Ok(_) => break,
+                Err(e) if e.class == ErrorClass::Unfinished => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let counts = counts(&sink);
+        for address in &to {
+            assert_eq!(counts.get(*address), Some(&1), "{address}: {counts:?}");
+        }
+    }
+
     #[tokio::test]
     async fn email_a_rejected_recipient_is_skipped_and_named() {
         let sink = sink("reject", Some("nobody@example.org"));
@@ -922,12 +1153,13 @@ mod tests {
         let got = received(&sink);
         assert_eq!(got.len(), 1, "{got:#?}");
         assert_eq!(got[0].0, ["a@example.org"]);
+        // Marked as refused for good, so no later batch or retry tries again.
         assert_eq!(
             store
                 .load("newsletter/sent/post-7-target-9", "nobody@example.org")
                 .await
                 .unwrap(),
-            None
+            Some(Secret::new("rejected: 550 5.1.1 no such user"))
         );
 
         // When nobody takes it, the post fails for good, naming who refused.
@@ -985,14 +1217,22 @@ mod tests {
     #[test]
     fn email_markdown_renders_to_text_and_html() {
         let md = "# Title\n\n> quoted <b>\n[x](javascript:alert(1)) ![pic](https://e.org/p.png)";
+        // The `javascript:` link goes, its text stays; raw HTML is escaped;
+        // the second line continues the quote (CommonMark's lazy line).
         assert_eq!(
             plain_text(md),
-            "Title\n\nquoted <b>\n[x](javascript:alert(1)) pic (https://e.org/p.png)"
+            "Title\n\n> quoted <b>\n> x pic (https://e.org/p.png)"
         );
         assert_eq!(
             html(md),
-            "<!DOCTYPE html>\n<html>\n<body>\n<p>Title</p>\n<p>quoted &lt;b&gt;<br>\n[x](javascript:alert(1)) <a href=\"https://e.org/p.png\">pic</a></p>\n</body>\n</html>\n"
+            "<!DOCTYPE html>\n<html>\n<body>\n<h1>Title</h1>\n<blockquote>\n<p>quoted &lt;b&gt;<br>\nx <a href=\"https://e.org/p.png\">pic</a></p>\n</blockquote>\n</body>\n</html>\n"
         );
+        // `_italic_` and `*italic*` both render.
+        assert_eq!(
+            html("an _italic_ and *another* word"),
+            "<!DOCTYPE html>\n<html>\n<body>\n<p>an <em>italic</em> and <em>another</em> word</p>\n</body>\n</html>\n"
+        );
+        assert_eq!(plain_text("an _italic_ word"), "an italic word");
         assert_eq!(
             message_id("post 7/2", &"A@Example.org".parse().unwrap()),
             message_id("post 7/2", &"a@example.org".parse().unwrap())
@@ -1006,11 +1246,15 @@ mod tests {
     fn email_subject_defaults_to_the_first_line_within_78_chars() {
         let adapter = adapter(25, &["a@example.org"], Arc::default());
         assert_eq!(adapter.markup(), Markup::Markdown);
-        assert_eq!(adapter.idempotency(), Idempotency::Honoured);
+        assert_eq!(
+            adapter.idempotency(),
+            Idempotency::honoured_for(Idempotency::FOREVER)
+        );
         assert_eq!(adapter.media_rule(), clarion_core::MediaRule::NONE);
         let long = "word ".repeat(30);
         let post = OutboundPost {
-            text: format!("\n**{long}**\nbody"),
+            // CommonMark: `**` before a space does not close, so trim.
+            text: format!("\n**{}**\nbody", long.trim_end()),
             campaign: None,
             media: vec![],
         };
@@ -1021,6 +1265,7 @@ mod tests {
             post_id: 1,
             target_id: 1,
             scheduled_at_ms: 1_764_158_400_000,
+            budget: std::time::Duration::from_secs(30),
         };
         let email = EmailAdapter {
             subject_template: None,
@@ -1063,6 +1308,9 @@ mod tests {
             one_click: false,
             timeout: Duration::from_secs(1),
             state: Arc::new(MemoryAdapterStore::default()),
+            batch_size: DEFAULT_BATCH_SIZE,
+            sending: Arc::default(),
+            resume: Mutex::default(),
         }
     }
 

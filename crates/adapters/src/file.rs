@@ -75,7 +75,9 @@ impl ChannelAdapter for FileAdapter {
     }
 
     fn idempotency(&self) -> Idempotency {
-        Idempotency::Honoured
+        // Every publish reads the file and skips a key already written, so
+        // a resend is deduplicated for as long as the file is kept.
+        Idempotency::honoured_for(Idempotency::FOREVER)
     }
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
@@ -165,6 +167,7 @@ mod tests {
                 post_id: 1,
                 target_id: 1,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             };
             adapter.publish(request).await.unwrap();
         }

@@ -14,15 +14,21 @@
 //! timeout_secs = 30
 //! media_poll_ms = 1000                        # pause between media processing checks
 //! ```
+//!
+//! Media processing is polled only within half the publish budget the
+//! scheduler gives the call. An upload still processing then fails the
+//! attempt as transient; the retry polls the same upload again (this
+//! process remembers its id) instead of uploading the file once more.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
     ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, Media, MediaRule, PublishError,
-    PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
+    PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -31,10 +37,17 @@ use serde_json::json;
 
 use crate::http::{classify_status, classify_transport};
 
-/// Checks of a processing upload before giving up. With the default 1 s
-/// pause this waits about 30 s, which covers images; the scheduler retries
-/// the whole publish later if an instance is slower than that.
-const MAX_MEDIA_POLLS: u32 = 30;
+/// How long the instance keeps an `Idempotency-Key`: "up to 1 hour"
+/// (docs.joinmastodon.org/methods/statuses/#create, header `Idempotency-Key`).
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// Statuses per account: 300 per 3 hours. Mastodon's own limiter
+/// (app/lib/rate_limiter.rb, family `statuses`: limit 300, period 3.hours)
+/// answers 429 beyond it.
+const STATUS_WINDOW: RateWindow = RateWindow {
+    max: 300,
+    per: Duration::from_secs(3 * 60 * 60),
+};
 
 /// Who sees a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,6 +103,11 @@ pub struct MastodonAdapter {
     rule: LengthRule,
     timeout: Duration,
     media_poll: Duration,
+    /// Uploads that were still processing when an attempt gave up, by
+    /// `<idempotency key>/<attachment index>`: the retry polls them again
+    /// instead of uploading (and spending the 30-per-30-minutes upload
+    /// limit) once more. Cleared when the status is posted.
+    processing: Mutex<HashMap<String, String>>,
 }
 
 pub(crate) struct Factory;
@@ -165,6 +183,7 @@ impl AdapterFactory for Factory {
             rule: LengthRule::new(s.max_characters, LengthUnit::CharsUrl23),
             timeout: Duration::from_secs_f64(s.timeout_secs),
             media_poll: Duration::from_millis(s.media_poll_ms),
+            processing: Mutex::default(),
         }))
     }
 }
@@ -232,9 +251,13 @@ impl MastodonAdapter {
         Ok((status, body))
     }
 
-    /// Uploads one file and waits until the instance has processed it, so
-    /// the status that attaches it is not rejected. Returns the media id.
-    async fn upload(&self, media: &Media) -> Result<String, PublishError> {
+    /// The uploads an earlier attempt left processing, by slot.
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.processing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Posts one file to `/api/v2/media`.
+    async fn post_media(&self, media: &Media) -> Result<Attachment, PublishError> {
         let shown = media.path.display();
         let bytes = tokio::fs::read(&media.path).await.map_err(|e| {
             PublishError::new(ErrorClass::Permanent, format!("cannot read {shown}: {e}"))
@@ -264,33 +287,74 @@ impl MastodonAdapter {
                     .multipart(form),
             )
             .await?;
-        let mut attachment: Attachment = serde_json::from_str(&body).map_err(|e| {
+        serde_json::from_str(&body).map_err(|e| {
             // Nothing is visible yet: an unattached upload is harmless.
             PublishError::new(
                 ErrorClass::Transient,
                 format!("media upload answer is not a MediaAttachment: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// `GET /api/v1/media/:id`: whether the instance has processed it.
+    async fn media_status(&self, id: &str) -> Result<Attachment, PublishError> {
+        let path = format!("/api/v1/media/{id}");
+        let (_, body) = self.send(self.request(reqwest::Method::GET, &path)).await?;
+        serde_json::from_str(&body).map_err(|e| {
+            PublishError::new(
+                ErrorClass::Transient,
+                format!("media status answer is not a MediaAttachment: {e}"),
+            )
+        })
+    }
+
+    /// Uploads one file, or takes up the upload an earlier attempt of this
+    /// message left processing (`slot`), and waits until the instance has
+    /// processed it, so the status that attaches it is not rejected. Polling
+    /// stops before `limit` has passed since `started`: an upload still
+    /// processing then is a transient failure, and the retry checks the same
+    /// upload again.
+    /// Returns the media id.
+    async fn upload(
+        &self,
+        media: &Media,
+        slot: &str,
+        started: Instant,
+        limit: Duration,
+    ) -> Result<String, PublishError> {
+        let shown = media.path.display();
+        let earlier = self.pending().get(slot).cloned();
+        let mut attachment = match earlier {
+            Some(id) => match self.media_status(&id).await {
+                Ok(attachment) => attachment,
+                // The instance cleans up unattached uploads: send it again.
+                Err(e) if e.status == Some(404) => {
+                    self.pending().remove(slot);
+                    self.post_media(media).await?
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.post_media(media).await?,
+        };
+        self.pending()
+            .insert(slot.to_owned(), attachment.id.clone());
         // 200 means processed; 202 (and 206 while polling) means `url` is
         // still null and the file cannot be attached yet.
         let mut polls = 0;
         while attachment.url.is_none() {
-            if polls == MAX_MEDIA_POLLS {
+            if started.elapsed() + self.media_poll >= limit {
                 return Err(PublishError::new(
                     ErrorClass::Transient,
-                    format!("media {shown} still processing after {polls} checks"),
+                    format!(
+                        "media {shown} is still being processed by the instance after {polls} \
+                         checks; stopped within the publish budget, the retry checks the same \
+                         upload again"
+                    ),
                 ));
             }
             polls += 1;
             tokio::time::sleep(self.media_poll).await;
-            let path = format!("/api/v1/media/{}", attachment.id);
-            let (_, body) = self.send(self.request(reqwest::Method::GET, &path)).await?;
-            attachment = serde_json::from_str(&body).map_err(|e| {
-                PublishError::new(
-                    ErrorClass::Transient,
-                    format!("media status answer is not a MediaAttachment: {e}"),
-                )
-            })?;
+            attachment = self.media_status(&attachment.id).await?;
         }
         Ok(attachment.id)
     }
@@ -334,8 +398,9 @@ impl ChannelAdapter for MastodonAdapter {
 
     fn idempotency(&self) -> Idempotency {
         // The instance keeps `Idempotency-Key` for about an hour and answers
-        // a repeat with the first status.
-        Idempotency::Honoured
+        // a repeat with the first status (docs.joinmastodon.org/methods/statuses,
+        // "Idempotency-Key": keys are kept for up to 1 hour).
+        Idempotency::honoured_for(IDEMPOTENCY_WINDOW)
     }
 
     fn thread_style(&self) -> ThreadStyle {
@@ -356,13 +421,26 @@ impl ChannelAdapter for MastodonAdapter {
         Some(Duration::from_secs(1))
     }
 
+    fn rate_window(&self) -> Option<RateWindow> {
+        // 300 statuses per 3 hours per account. Media uploads have their own
+        // limit (30 per 30 minutes, docs.joinmastodon.org/api/rate-limits),
+        // which counts files rather than sends; a 429 there carries
+        // `X-RateLimit-Reset` and pauses the channel like any other.
+        Some(STATUS_WINDOW)
+    }
+
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
         // Uploads are not idempotent, but an unattached upload is never shown
         // and the instance cleans it up; the status POST below is the step
         // that must not repeat, and the Idempotency-Key guards it.
+        //
+        // Media processing may only use half the budget: the status POST
+        // still has to fit before the scheduler gives up on the call.
+        let (started, limit) = (Instant::now(), request.budget / 2);
+        let slot = |i: usize| format!("{}/{i}", request.idempotency_key);
         let mut media_ids = Vec::with_capacity(request.post.media.len());
-        for media in &request.post.media {
-            media_ids.push(self.upload(media).await?);
+        for (i, media) in request.post.media.iter().enumerate() {
+            media_ids.push(self.upload(media, &slot(i), started, limit).await?);
         }
         let body = self.status_body(&request, &media_ids);
         let (_, text) = self
@@ -372,6 +450,12 @@ impl ChannelAdapter for MastodonAdapter {
                     .json(&body),
             )
             .await?;
+        {
+            let mut pending = self.pending();
+            for i in 0..media_ids.len() {
+                pending.remove(&slot(i));
+            }
+        }
         let status: Status = serde_json::from_str(&text).map_err(|e| {
             // A 2xx means the status was most likely created; a resend with
             // the same key returns it instead of posting twice.
@@ -425,6 +509,8 @@ mod tests {
     struct Fake {
         seen: Arc<Mutex<Vec<Seen>>>,
         polls: Arc<AtomicU32>,
+        /// Further checks answered "still processing" after the first.
+        slow: Arc<AtomicU32>,
     }
 
     impl Fake {
@@ -526,14 +612,14 @@ mod tests {
             .into_response()
     }
 
-    /// Still processing (206) on the first check, done on the second.
+    /// Still processing (206) on the first check (and `slow` more), done after.
     async fn media(
         State(fake): State<Fake>,
         Path(id): Path<String>,
         headers: HeaderMap,
     ) -> Response {
         fake.record(&format!("GET /api/v1/media/{id}"), &headers, b"");
-        if fake.polls.fetch_add(1, Ordering::SeqCst) == 0 {
+        if fake.polls.fetch_add(1, Ordering::SeqCst) <= fake.slow.load(Ordering::SeqCst) {
             (
                 StatusCode::PARTIAL_CONTENT,
                 axum::Json(json!({"id": id, "type": "image", "url": null})),
@@ -596,6 +682,17 @@ mod tests {
         key: &str,
         reply_to: Option<ReplyTo<'_>>,
     ) -> Result<PublishReceipt, PublishError> {
+        publish_within(adapter, text, media, key, reply_to, Duration::from_secs(30)).await
+    }
+
+    async fn publish_within(
+        adapter: &dyn ChannelAdapter,
+        text: &str,
+        media: Vec<Media>,
+        key: &str,
+        reply_to: Option<ReplyTo<'_>>,
+        budget: Duration,
+    ) -> Result<PublishReceipt, PublishError> {
         let post = OutboundPost {
             text: text.into(),
             campaign: None,
@@ -609,6 +706,7 @@ mod tests {
                 post_id: 1,
                 target_id: 2,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget,
             })
             .await
     }
@@ -686,6 +784,81 @@ mod tests {
         );
         // 202 on upload, 206 on the first check, 200 with a url on the second.
         assert_eq!(fake.requests("GET /api/v1/media/9001").len(), 2);
+        assert_eq!(
+            fake.status_json(0),
+            json!({"status": "look", "visibility": "public", "media_ids": ["9001"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn slow_media_processing_stops_inside_the_budget_and_the_retry_reuses_the_upload() {
+        let (base, fake) = instance().await;
+        // Never done until the test says so.
+        fake.slow.store(u32::MAX - 1, Ordering::SeqCst);
+        let adapter = adapter(
+            "CLARION_TEST_MASTODON_SLOW_MEDIA",
+            TOKEN,
+            json!({"instance": base, "media_poll_ms": 20}),
+        )
+        .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("clarion-mastodon-slow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pixel.png");
+        std::fs::write(&path, b"\x89PNG\r\n\x1a\n").unwrap();
+        let media = Media {
+            path,
+            alt: String::new(),
+            mime: "image/png".into(),
+            bytes: 8,
+        };
+        let budget = Duration::from_millis(400);
+        let started = std::time::Instant::now();
+        let error = publish_within(
+            adapter.as_ref(),
+            "look",
+            vec![media.clone()],
+            "key-slow",
+            None,
+            budget,
+        )
+        .await
+        .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < budget, "polling ran past the budget: {took:?}");
+        assert_eq!(error.class, ErrorClass::Transient, "{error}");
+        assert!(
+            error.message.starts_with("media ")
+                && error
+                    .message
+                    .contains("is still being processed by the instance"),
+            "{error}"
+        );
+        assert!(fake.requests("POST /api/v1/statuses").is_empty());
+        assert_eq!(fake.requests("POST /api/v2/media").len(), 1);
+
+        // Processing finishes; the retry checks the same upload instead of
+        // uploading the file again.
+        fake.slow.store(0, Ordering::SeqCst);
+        let receipt = publish_within(
+            adapter.as_ref(),
+            "look",
+            vec![media],
+            "key-slow",
+            None,
+            budget,
+        )
+        .await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            receipt.unwrap().platform_post_id.as_deref(),
+            Some("110000000000000042")
+        );
+        assert_eq!(
+            fake.requests("POST /api/v2/media").len(),
+            1,
+            "uploaded once"
+        );
         assert_eq!(
             fake.status_json(0),
             json!({"status": "look", "visibility": "public", "media_ids": ["9001"]})
@@ -852,10 +1025,20 @@ mod tests {
             default.length_rule(),
             LengthRule::new(500, LengthUnit::CharsUrl23)
         );
-        assert_eq!(default.idempotency(), Idempotency::Honoured);
+        assert_eq!(
+            default.idempotency(),
+            Idempotency::honoured_for(Duration::from_secs(3600))
+        );
         assert_eq!(default.markup(), Markup::Plain);
         assert_eq!(default.media_rule().max_count, 4);
         assert_eq!(default.min_interval(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            default.rate_window(),
+            Some(RateWindow {
+                max: 300,
+                per: Duration::from_secs(3 * 60 * 60)
+            })
+        );
         let big = adapter(
             "CLARION_TEST_MASTODON_RULES2",
             TOKEN,

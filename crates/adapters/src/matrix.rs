@@ -11,9 +11,10 @@
 //! timeout_secs = 30
 //! ```
 //!
-//! Text arrives as HTML (the channel's markup) and goes out as
-//! `formatted_body`, with a plain-text `body` derived from it for clients
-//! that do not render HTML. An image goes first as its own `m.image` event
+//! Text arrives as Markdown (the channel's markup) and goes out twice:
+//! as HTML in `formatted_body` and as plain text in `body` for clients that
+//! do not render HTML, both from `clarion_content`'s one Markdown converter
+//! (raw HTML escaped, links only to http, https and mailto). An image goes first as its own `m.image` event
 //! (transaction id `<key>.img`), then the text; the receipt is the text
 //! event, so thread replies and links point at the words, not the picture.
 
@@ -130,107 +131,13 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Plain text for `body` from the HTML in `formatted_body`: tags dropped,
-/// line breaks kept, entities decoded, and link targets kept in parentheses
-/// so plain-text clients do not lose them.
-fn html_to_plain(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    // The open `<a>`: its href and where its text starts in `out`.
-    let mut anchor: Option<(String, usize)> = None;
-    let mut rest = html;
-    while let Some(i) = rest.find(['<', '&']) {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        if rest.starts_with('&') {
-            match decode_entity(rest) {
-                Some((text, len)) => {
-                    out.push_str(&text);
-                    rest = &rest[len..];
-                }
-                None => {
-                    out.push('&');
-                    rest = &rest[1..];
-                }
-            }
-            continue;
-        }
-        let Some(end) = rest.find('>') else {
-            // A lone `<` is text, not a tag.
-            break;
-        };
-        let tag = &rest[1..end];
-        rest = &rest[end + 1..];
-        let closing = tag.starts_with('/');
-        let name = tag
-            .trim_start_matches('/')
-            .split(|c: char| c.is_whitespace() || c == '/')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        match name.as_str() {
-            "br" => out.push('\n'),
-            "a" if !closing => anchor = href(tag).map(|h| (h, out.len())),
-            "a" => {
-                if let Some((href, start)) = anchor.take()
-                    && out[start..].trim() != href
-                {
-                    out.push_str(&format!(" ({href})"));
-                }
-            }
-            "p" | "div" | "li" | "blockquote" | "pre" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5"
-            | "h6" | "ul" | "ol"
-                if closing && !out.is_empty() && !out.ends_with('\n') =>
-            {
-                out.push('\n');
-            }
-            _ => {}
-        }
-    }
-    out.push_str(rest);
-    out.trim_end().to_owned()
-}
-
-/// The `href` attribute of an `<a ...>` tag body, entities decoded.
-fn href(tag: &str) -> Option<String> {
-    let at = tag.find("href=")?;
-    let value = &tag[at + 5..];
-    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = &value[1..];
-    let end = value.find(quote)?;
-    Some(html_to_plain(&value[..end]))
-}
-
-/// Decodes the entity at the start of `s`: its text and its length.
-fn decode_entity(s: &str) -> Option<(String, usize)> {
-    // Longest entity we decode is `&#x10FFFF;` (10 bytes).
-    let end = s.bytes().take(12).position(|b| b == b';')?;
-    let name = &s[1..end];
-    let text = match name {
-        "amp" => "&".to_owned(),
-        "lt" => "<".to_owned(),
-        "gt" => ">".to_owned(),
-        "quot" => "\"".to_owned(),
-        "apos" => "'".to_owned(),
-        "nbsp" => "\u{a0}".to_owned(),
-        _ => {
-            let code = if let Some(hex) = name.strip_prefix("#x").or(name.strip_prefix("#X")) {
-                u32::from_str_radix(hex, 16).ok()?
-            } else {
-                name.strip_prefix('#')?.parse().ok()?
-            };
-            char::from_u32(code)?.to_string()
-        }
-    };
-    Some((text, end + 1))
-}
-
 /// The content of the text event for one post.
-fn text_content(text: &str, reply_to_parent: Option<&str>) -> serde_json::Value {
+fn text_content(markdown: &str, reply_to_parent: Option<&str>) -> serde_json::Value {
     let mut content = json!({
         "msgtype": "m.text",
-        "body": html_to_plain(text),
+        "body": clarion_content::markdown_to_plain(markdown),
         "format": "org.matrix.custom.html",
-        "formatted_body": text,
+        "formatted_body": clarion_content::markdown_to_html_blocks(markdown),
     });
     if let Some(parent) = reply_to_parent {
         content["m.relates_to"] = json!({"m.in_reply_to": {"event_id": parent}});
@@ -397,13 +304,18 @@ impl ChannelAdapter for MatrixAdapter {
     }
 
     fn markup(&self) -> Markup {
-        Markup::Html
+        // Rendered here, twice (HTML and plain), from the one Markdown source.
+        Markup::Markdown
     }
 
     fn idempotency(&self) -> Idempotency {
         // The txnId in the send path is the idempotency key: the homeserver
         // returns the first event for a repeated txnId of the same token.
-        Idempotency::Honoured
+        // The spec leaves how long to the server; Synapse's transaction
+        // cache keeps an entry at least 30 and at most 60 minutes
+        // (synapse/rest/client/transactions.py, CLEANUP_PERIOD_MS), so 30
+        // minutes is the conservative window.
+        Idempotency::honoured_for(Duration::from_secs(30 * 60))
     }
 
     fn thread_style(&self) -> ThreadStyle {
@@ -653,6 +565,7 @@ mod tests {
                 post_id: 1,
                 target_id: 2,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             })
             .await
     }
@@ -666,8 +579,9 @@ mod tests {
             json!({"homeserver": format!("{base}/")}),
         )
         .unwrap();
-        let html = "<p>Release <b>1.2</b> &amp; notes: <a href=\"https://example.org/r?a=1&amp;b=2\">read</a></p>";
-        let first = publish(adapter.as_ref(), html, vec![], "post 7/target:9", None)
+        let markdown = "Release **1.2** & notes: [read](https://example.org/r?a=1&b=2)";
+        let html = "<p>Release <strong>1.2</strong> &amp; notes: <a href=\"https://example.org/r?a=1&amp;b=2\">read</a></p>";
+        let first = publish(adapter.as_ref(), markdown, vec![], "post 7/target:9", None)
             .await
             .unwrap();
         assert_eq!(
@@ -677,7 +591,7 @@ mod tests {
                 url: Some("https://matrix.to/#/%21room%3Aexample.org/%24event1".into()),
             }
         );
-        let again = publish(adapter.as_ref(), html, vec![], "post 7/target:9", None)
+        let again = publish(adapter.as_ref(), markdown, vec![], "post 7/target:9", None)
             .await
             .unwrap();
         assert_eq!(again, first);
@@ -721,7 +635,7 @@ mod tests {
                 "msgtype": "m.text",
                 "body": "part 2",
                 "format": "org.matrix.custom.html",
-                "formatted_body": "part 2",
+                "formatted_body": "<p>part 2</p>",
                 "m.relates_to": {"m.in_reply_to": {"event_id": "$parent"}},
             })
         );
@@ -891,19 +805,20 @@ mod tests {
     }
 
     #[test]
-    fn html_becomes_readable_plain_text() {
-        assert_eq!(
-            html_to_plain(
-                "<p>one<br>two</p><p>a &lt;b&gt; &quot;c&quot; &#39;d&#x27; &amp;amp;</p>"
-            ),
-            "one\ntwo\na <b> \"c\" 'd' &amp;"
+    fn markdown_becomes_safe_html_and_readable_plain_text() {
+        let content = text_content(
+            "**Big** news\nsee [docs](https://x.test/d) <b>raw</b> [bad](javascript:alert(1))\n\n- a\n- b",
+            None,
         );
         assert_eq!(
-            html_to_plain("see <a href=\"https://x.test\">https://x.test</a> & 1 < 2"),
-            "see https://x.test & 1 < 2"
+            content["body"],
+            "Big news\nsee docs (https://x.test/d) <b>raw</b> bad\n\n- a\n- b"
         );
-        assert_eq!(html_to_plain("<ul><li>a</li><li>b</li></ul>"), "a\nb");
-        assert_eq!(html_to_plain("caf&eacute; &amp;é"), "caf&eacute; &é");
+        assert_eq!(
+            content["formatted_body"],
+            "<p><strong>Big</strong> news<br>\nsee <a href=\"https://x.test/d\">docs</a> \
+             &lt;b&gt;raw&lt;/b&gt; bad</p>\n<ul>\n<li>a</li>\n<li>b</li>\n</ul>"
+        );
     }
 
     #[test]
@@ -914,8 +829,11 @@ mod tests {
             json!({"homeserver": "https://matrix.example.org"}),
         )
         .unwrap();
-        assert_eq!(adapter.markup(), Markup::Html);
-        assert_eq!(adapter.idempotency(), Idempotency::Honoured);
+        assert_eq!(adapter.markup(), Markup::Markdown);
+        assert_eq!(
+            adapter.idempotency(),
+            Idempotency::honoured_for(Duration::from_secs(30 * 60))
+        );
         assert_eq!(adapter.media_rule().max_count, 1);
         let post = |text: String| OutboundPost {
             text,

@@ -14,11 +14,15 @@
 //! # api_url = "http://127.0.0.1:8081/"         # a local Bot API server (or a test fake)
 //! ```
 //!
+//! The Bot API has no idempotency key, so any answer that does not prove the
+//! message was refused is `outcome_unknown` (parked, never resent): a
+//! timeout, a reset, and a 5xx too, since Telegram or a proxy in front of it
+//! may fail after the message was already sent. Only a connection that was
+//! never opened is `transient`.
+//!
 //! teloxide does not retry, with one exception worth knowing: on an HTTP 5xx
 //! it sleeps 10 s before reading the answer. With `timeout_secs` under about
-//! 10 that read then times out, and the attempt is classed as
-//! `outcome_unknown` instead of `transient`: the safe side, since the Bot API
-//! has no idempotency and a resend may post twice.
+//! 10 that read then times out, which is `outcome_unknown` as well.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -429,7 +433,9 @@ fn classify_api(api: ApiError) -> PublishError {
             let class = if description.starts_with("Too Many Requests") {
                 ErrorClass::RateLimited
             } else if is_server_error(&description) {
-                ErrorClass::Transient
+                // The send may have gone through before the server failed,
+                // and a resend cannot be deduplicated.
+                ErrorClass::OutcomeUnknown
             } else {
                 ErrorClass::Permanent
             };
@@ -483,9 +489,9 @@ fn classify_network(error: &reqwest::Error) -> PublishError {
     }
 }
 
-/// An answer teloxide could not decode. A JSON error with a 5xx code is
-/// transient; anything else may have posted (or came from a proxy that may
-/// have forwarded the request), so the outcome is unknown.
+/// An answer teloxide could not decode. It may have posted (a 5xx may come
+/// after the send, a proxy may have forwarded the request), so the outcome
+/// is unknown; a JSON error keeps Telegram's description and code.
 fn classify_unreadable(raw: &str) -> PublishError {
     let value: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
     let code = value.get("error_code").and_then(serde_json::Value::as_u64);
@@ -496,7 +502,7 @@ fn classify_unreadable(raw: &str) -> PublishError {
         description,
     ) {
         (Some(false), Some(code @ 500..=599), description) => PublishError::new(
-            ErrorClass::Transient,
+            ErrorClass::OutcomeUnknown,
             truncate(description.unwrap_or("server error")),
         )
         .with_status(code as u16),
@@ -730,6 +736,11 @@ mod tests {
                 StatusCode::UNAUTHORIZED,
                 json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
             ),
+            // The documented error shape, answered after the message went out.
+            ("sendmessage", Some("@flaky"), _) => failed(
+                StatusCode::BAD_GATEWAY,
+                json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}),
+            ),
             ("sendmessage", Some("@blocked"), _) => failed(
                 StatusCode::FORBIDDEN,
                 json!({"ok": false, "error_code": 403, "description": "Forbidden: bot is not a member of the channel chat"}),
@@ -797,6 +808,7 @@ mod tests {
                 post_id: 7,
                 target_id: 9,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             })
             .await
     }
@@ -1002,6 +1014,23 @@ mod tests {
         }
     }
 
+    /// A 5xx on a send is never retried: the Bot API cannot deduplicate and
+    /// the message may already be in the chat. Slow: teloxide waits 10 s
+    /// before reading a 5xx answer, so the timeout must be longer.
+    #[tokio::test]
+    async fn telegram_a_server_error_on_a_send_is_outcome_unknown() {
+        let (base, log) = fake_telegram().await;
+        let adapter = adapter_with(&base, json!({"chat_id": "@flaky", "timeout_secs": 15}));
+        let error = send(adapter.as_ref(), &post("hi"), None).await.unwrap_err();
+        assert_eq!(
+            (error.class, error.message.as_str()),
+            (ErrorClass::OutcomeUnknown, "Bad Gateway"),
+            "{error}"
+        );
+        assert_eq!(log.lock().unwrap().len(), 1, "sent once, not retried");
+        assert!(!error.to_string().contains(TOKEN), "{error}");
+    }
+
     #[tokio::test]
     async fn telegram_an_accepted_message_teloxide_cannot_decode_still_gets_a_receipt() {
         let (base, _) = fake_telegram().await;
@@ -1022,9 +1051,9 @@ mod tests {
             |text: &str| classify(RequestError::Api(ApiError::Unknown(text.into())), TOKEN);
         assert_eq!(
             unknown("Internal Server Error").class,
-            ErrorClass::Transient
+            ErrorClass::OutcomeUnknown
         );
-        assert_eq!(unknown("Bad Gateway").class, ErrorClass::Transient);
+        assert_eq!(unknown("Bad Gateway").class, ErrorClass::OutcomeUnknown);
         let other = unknown("Bad Request: something new");
         assert_eq!(
             (other.class, other.message.as_str()),
@@ -1042,7 +1071,7 @@ mod tests {
         let server = invalid(r#"{"ok":false,"error_code":502,"description":"Bad Gateway"}"#);
         assert_eq!(
             (server.class, server.message.as_str(), server.status),
-            (ErrorClass::Transient, "Bad Gateway", Some(502))
+            (ErrorClass::OutcomeUnknown, "Bad Gateway", Some(502))
         );
         let html = invalid("<html>502 Bad Gateway</html>");
         assert_eq!(html.class, ErrorClass::OutcomeUnknown);

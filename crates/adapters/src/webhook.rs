@@ -7,9 +7,19 @@
 //! kind = "webhook"
 //! url = "http://127.0.0.1:8787/hook"        # or: url_secret = { env = "SLACK_WEBHOOK_URL" }
 //! format = "clarion"                        # clarion | slack | discord
-//! idempotent = true                         # the receiver deduplicates on Idempotency-Key
+//! idempotent = true                         # opt-in: YOUR receiver deduplicates on Idempotency-Key
+//! idempotency_window_secs = 86400           # how long it remembers a key (default 24 h)
 //! timeout_secs = 10
+//! headers = { "X-Token" = { env = "HOOK_TOKEN" } }   # extra headers; values are secrets
 //! ```
+//!
+//! `idempotent` defaults to false: Clarion cannot know that a receiver
+//! deduplicates, and then a resend after an unknown outcome (timeout, crash)
+//! could post twice, so such a post is reported `outcome_unknown` instead.
+//! Set it only for a receiver you run that keeps each `Idempotency-Key` and
+//! answers a repeat without acting again, for at least
+//! `idempotency_window_secs`. Slack and Discord incoming webhooks ignore the
+//! header, so `idempotent = true` with those formats is refused.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,19 +57,42 @@ struct Settings {
     bearer_token: Option<SecretRef>,
     #[serde(default)]
     format: WebhookFormat,
-    #[serde(default = "default_true")]
-    idempotent: bool,
+    idempotent: Option<bool>,
+    idempotency_window_secs: Option<u64>,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
     max_length: Option<usize>,
     markup: Option<Markup>,
+    /// Extra request headers. Values are secrets (`{ env = "NAME" }` or
+    /// `{ file = "path" }`): read at start, never printed, and never in the
+    /// `channels` table, which keeps only these references.
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    headers: BTreeMap<String, HeaderSecret>,
 }
 
-fn default_true() -> bool {
-    true
+/// A header value: a [`SecretRef`]. A plain string is refused without
+/// repeating it (serde's own message would quote the value).
+#[derive(Debug)]
+struct HeaderSecret(SecretRef);
+
+impl<'de> Deserialize<'de> for HeaderSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Err(D::Error::custom(
+                "header values are secrets: write { env = \"NAME\" } or { file = \"path\" }, not the value",
+            ));
+        }
+        SecretRef::deserialize(value)
+            .map(Self)
+            .map_err(D::Error::custom)
+    }
 }
+
+/// How long a receiver that deduplicates is assumed to remember a key,
+/// unless `idempotency_window_secs` says otherwise.
+const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 fn default_timeout() -> f64 {
     10.0
@@ -71,11 +104,12 @@ pub struct WebhookAdapter {
     url: Secret,
     bearer_token: Option<Secret>,
     format: WebhookFormat,
-    idempotent: bool,
+    idempotency: Idempotency,
     timeout: Duration,
     rule: LengthRule,
     markup: Markup,
-    headers: BTreeMap<String, String>,
+    /// Extra headers, checked at start. Debug shows the names only.
+    headers: Vec<(reqwest::header::HeaderName, Secret)>,
 }
 
 pub(crate) struct Factory {
@@ -134,6 +168,12 @@ impl AdapterFactory for Factory {
                 what("timeout_secs")
             )));
         }
+        let idempotency = idempotency(
+            &config.name,
+            s.format,
+            s.idempotent,
+            s.idempotency_window_secs,
+        )?;
         let default_max = match s.format {
             WebhookFormat::Discord => 2000,
             WebhookFormat::Slack => 40_000,
@@ -143,17 +183,67 @@ impl AdapterFactory for Factory {
             .bearer_token
             .map(|r| r.resolve(&what("bearer_token")))
             .transpose()?;
+        let headers = s
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let field = what(&format!("headers.{name}"));
+                let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ConfigError::new(format!("{field}: not a valid header name")))?;
+                let value = value.0.resolve(&field)?;
+                // Checked here so a bad value fails at start, not per post
+                // (and the error never shows the value).
+                reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                    ConfigError::new(format!("{field}: the value is not a valid header value"))
+                })?;
+                Ok((header, value))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Arc::new(WebhookAdapter {
             client: self.client.clone(),
             url,
             bearer_token,
             format: s.format,
-            idempotent: s.idempotent,
+            idempotency,
             timeout: Duration::from_secs_f64(s.timeout_secs),
             rule: LengthRule::new(s.max_length.unwrap_or(default_max), LengthUnit::Chars),
             markup: s.markup.unwrap_or(Markup::Markdown),
-            headers: s.headers,
+            headers,
         }))
+    }
+}
+
+/// What a resend is worth on this receiver. Only `format = "clarion"` may
+/// claim deduplication, and only when the operator says so: Slack's and
+/// Discord's incoming webhooks ignore `Idempotency-Key` (neither documents
+/// any deduplication), so a resend there posts twice.
+fn idempotency(
+    channel: &str,
+    format: WebhookFormat,
+    idempotent: Option<bool>,
+    window_secs: Option<u64>,
+) -> Result<Idempotency, ConfigError> {
+    let receiver = match format {
+        WebhookFormat::Clarion => None,
+        WebhookFormat::Slack => Some("Slack"),
+        WebhookFormat::Discord => Some("Discord"),
+    };
+    match (idempotent.unwrap_or(false), receiver, window_secs) {
+        (true, Some(receiver), _) => Err(ConfigError::new(format!(
+            "channel `{channel}` idempotent: {receiver} incoming webhooks do not deduplicate on \
+             Idempotency-Key, so a resend after a timeout or crash would post twice; remove \
+             `idempotent = true` (such posts are then reported as outcome_unknown, never resent)"
+        ))),
+        (true, None, Some(0)) => Err(ConfigError::new(format!(
+            "channel `{channel}` idempotency_window_secs: must be at least 1"
+        ))),
+        (true, None, window) => Ok(Idempotency::honoured_for(
+            window.map_or(DEFAULT_IDEMPOTENCY_WINDOW, Duration::from_secs),
+        )),
+        (false, _, Some(_)) => Err(ConfigError::new(format!(
+            "channel `{channel}` idempotency_window_secs: only applies with `idempotent = true`"
+        ))),
+        (false, _, None) => Ok(Idempotency::None),
     }
 }
 
@@ -179,7 +269,10 @@ impl WebhookAdapter {
             .request(method, self.url.expose())
             .timeout(self.timeout);
         for (name, value) in &self.headers {
-            builder = builder.header(name, value);
+            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(value.expose()) {
+                value.set_sensitive(true);
+                builder = builder.header(name, value);
+            }
         }
         if let Some(token) = &self.bearer_token {
             builder = builder.bearer_auth(token.expose());
@@ -203,11 +296,7 @@ impl ChannelAdapter for WebhookAdapter {
     }
 
     fn idempotency(&self) -> Idempotency {
-        if self.idempotent {
-            Idempotency::Honoured
-        } else {
-            Idempotency::None
-        }
+        self.idempotency
     }
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
@@ -342,6 +431,7 @@ mod tests {
                 post_id: 7,
                 target_id: 9,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             })
             .await
     }
@@ -434,6 +524,106 @@ mod tests {
         );
         assert!(!error.to_string().contains("SECRETTOKEN"), "{error}");
         assert!(!format!("{adapter:?}").contains("SECRETTOKEN"));
+    }
+
+    #[tokio::test]
+    async fn idempotency_is_opt_in_and_refused_where_the_receiver_cannot_deduplicate() {
+        // Discord's incoming webhook (`?wait=true`) answers every POST with a
+        // new message whatever the Idempotency-Key: a resend posts twice.
+        let (base, seen) = receiver().await;
+        let discord = adapter(json!({"url": format!("{base}/ok"), "format": "discord"})).unwrap();
+        publish(discord.as_ref()).await.unwrap();
+        publish(discord.as_ref()).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2, "the receiver kept both");
+        assert_eq!(discord.idempotency(), Idempotency::None);
+
+        let idempotency = |settings: serde_json::Value| {
+            let mut all = json!({"url": "http://127.0.0.1:9/hook"});
+            all.as_object_mut()
+                .unwrap()
+                .extend(settings.as_object().unwrap().clone());
+            adapter(all).map(|a| a.idempotency())
+        };
+        // Unknown receivers are not trusted to deduplicate.
+        assert_eq!(idempotency(json!({})).unwrap(), Idempotency::None);
+        assert_eq!(
+            idempotency(json!({"format": "slack"})).unwrap(),
+            Idempotency::None
+        );
+        // Opted in: the operator's own receiver, a day by default.
+        assert_eq!(
+            idempotency(json!({"format": "clarion", "idempotent": true})).unwrap(),
+            Idempotency::honoured_for(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            idempotency(json!({"idempotent": true, "idempotency_window_secs": 600})).unwrap(),
+            Idempotency::honoured_for(Duration::from_secs(600))
+        );
+        for (format, name) in [("slack", "Slack"), ("discord", "Discord")] {
+            let refused = idempotency(json!({"format": format, "idempotent": true})).unwrap_err();
+            assert!(
+                refused.to_string().starts_with(&format!(
+                    "channel `hook` idempotent: {name} incoming webhooks do not deduplicate on Idempotency-Key"
+                )),
+                "{refused}"
+            );
+        }
+        let stray = idempotency(json!({"idempotency_window_secs": 600})).unwrap_err();
+        assert_eq!(
+            stray.to_string(),
+            "channel `hook` idempotency_window_secs: only applies with `idempotent = true`"
+        );
+        let zero =
+            idempotency(json!({"idempotent": true, "idempotency_window_secs": 0})).unwrap_err();
+        assert_eq!(
+            zero.to_string(),
+            "channel `hook` idempotency_window_secs: must be at least 1"
+        );
+    }
+
+    #[tokio::test]
+    async fn header_values_are_secrets_read_at_start_and_never_printed() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("CLARION_TEST_WEBHOOK_HEADER", "hdr-s3cret") };
+        let (base, seen) = receiver().await;
+        let hook = adapter(json!({
+            "url": format!("{base}/ok"),
+            "headers": {"X-Token": {"env": "CLARION_TEST_WEBHOOK_HEADER"}},
+        }))
+        .unwrap();
+        let debug = format!("{hook:?}");
+        assert!(
+            debug.contains("x-token") && !debug.contains("hdr-s3cret"),
+            "{debug}"
+        );
+        publish(hook.as_ref()).await.unwrap();
+        assert_eq!(seen.lock().unwrap()[0].0["x-token"], "hdr-s3cret");
+
+        // A plain string is refused (it would sit in the config file and in
+        // the `channels` table), without being repeated.
+        let plain = adapter(json!({"url": "http://a/h", "headers": {"X-Token": "inline-s3cret"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(plain.contains("header values are secrets"), "{plain}");
+        assert!(!plain.contains("inline-s3cret"), "{plain}");
+        let missing = adapter(json!({
+            "url": "http://a/h",
+            "headers": {"X-Token": {"env": "CLARION_TEST_SURELY_UNSET_HEADER"}},
+        }))
+        .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "channel `hook` headers.X-Token: environment variable CLARION_TEST_SURELY_UNSET_HEADER is not set"
+        );
+        let bad_name = adapter(json!({
+            "url": "http://a/h",
+            "headers": {"Bad Name": {"env": "CLARION_TEST_WEBHOOK_HEADER"}},
+        }))
+        .unwrap_err();
+        assert_eq!(
+            bad_name.to_string(),
+            "channel `hook` headers.Bad Name: not a valid header name"
+        );
     }
 
     #[test]

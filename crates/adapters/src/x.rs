@@ -15,7 +15,14 @@
 //! X rotates the refresh token on every refresh, so the configured tokens
 //! only seed the chain: the current pair lives in the adapter store under
 //! the channel name and wins over the configured one, until the configured
-//! refresh token changes (the operator reconnected).
+//! refresh token changes (the operator reconnected). Several processes may
+//! share one store (PostgreSQL): before refreshing, the adapter re-reads the
+//! stored pair, and uses it if another process already refreshed, instead of
+//! spending a refresh token X has already rotated away.
+//!
+//! `POST /2/tweets` takes no idempotency key, so a 5xx answer to it is
+//! `outcome_unknown` (X may have created the post before failing), never
+//! retried; a connection that never opened stays `transient`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -163,11 +170,7 @@ impl AdapterFactory for Factory {
 /// next to the rotated pair so a reconnect (new configured token) is noticed.
 fn fingerprint(secret: &Secret) -> String {
     // FNV-1a: stable across processes and Rust versions, unlike DefaultHasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in secret.expose().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = clarion_core::hash::fnv1a64(secret.expose().as_bytes());
     format!("{hash:016x}")
 }
 
@@ -236,14 +239,34 @@ impl XAdapter {
         }
     }
 
+    /// The stored pair, when it is not `tokens` (another process sharing the
+    /// store refreshed since this one last looked).
+    async fn stored_if_newer(&self, tokens: &Tokens) -> Option<Tokens> {
+        self.load_stored()
+            .await
+            .filter(|stored| stored.access != tokens.access || stored.refresh != tokens.refresh)
+    }
+
     /// Trades the refresh token for a new pair. `stale` is the access token
-    /// that was refused: if another call already refreshed meanwhile, its
-    /// pair is used instead of spending the (rotated) refresh token twice.
-    async fn refresh(&self, stale: &Secret) -> Result<Secret, PublishError> {
+    /// that was refused: if another call of this process, or another process
+    /// sharing the adapter store, already refreshed meanwhile, that pair is
+    /// used instead of spending the (rotated) refresh token twice. Returns
+    /// the access token to use and whether X just issued it (a token taken
+    /// over from elsewhere may have expired too).
+    async fn refresh(&self, stale: &Secret) -> Result<(Secret, bool), PublishError> {
         let mut current = self.current.lock().await;
-        let tokens = current.clone().unwrap_or_else(|| self.configured.clone());
+        let mut tokens = current.clone().unwrap_or_else(|| self.configured.clone());
         if tokens.access != *stale {
-            return Ok(tokens.access);
+            return Ok((tokens.access, false));
+        }
+        if let Some(stored) = self.stored_if_newer(&tokens).await {
+            tracing::info!(channel = %self.channel, "another process refreshed the X token; using its pair");
+            *current = Some(stored.clone());
+            if stored.access != *stale {
+                return Ok((stored.access, false));
+            }
+            // Same access token but a newer refresh token: refresh with that.
+            tokens = stored;
         }
         let mut request = self
             .client
@@ -266,6 +289,17 @@ impl XAdapter {
         })?;
         if !answer.status.is_success() {
             let e = classify(&answer);
+            if matches!(answer.status.as_u16(), 400 | 401 | 403) {
+                // Another process may have won a race to the same refresh
+                // token (X accepts it once): its pair is in the store.
+                if let Some(stored) = self.stored_if_newer(&tokens).await
+                    && stored.access != *stale
+                {
+                    tracing::info!(channel = %self.channel, "another process refreshed the X token first; using its pair");
+                    *current = Some(stored.clone());
+                    return Ok((stored.access, false));
+                }
+            }
             return Err(match answer.status.as_u16() {
                 400 | 401 | 403 => PublishError::new(
                     ErrorClass::AuthExpired,
@@ -300,18 +334,27 @@ impl XAdapter {
         self.persist(&tokens).await;
         *current = Some(tokens.clone());
         tracing::info!(channel = %self.channel, "refreshed the X access token");
-        Ok(tokens.access)
+        Ok((tokens.access, true))
     }
 
-    /// Sends a user-context request; on 401 refreshes once and sends it again.
+    /// Sends a user-context request; on 401 refreshes and sends it again
+    /// (a 401 means nothing was done, so the resend is safe). A pair taken
+    /// over from another process may itself have expired: then one real
+    /// refresh follows.
     async fn call(&self, build: impl Fn(&str) -> RequestBuilder) -> Result<Answer, PublishError> {
-        let token = self.tokens().await.access;
-        let answer = read(build(token.expose()).timeout(self.timeout)).await?;
-        if answer.status != StatusCode::UNAUTHORIZED {
-            return Ok(answer);
+        let mut token = self.tokens().await.access;
+        let mut answer = read(build(token.expose()).timeout(self.timeout)).await?;
+        for _ in 0..2 {
+            if answer.status != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            let (fresh, issued) = self.refresh(&token).await?;
+            token = fresh;
+            answer = read(build(token.expose()).timeout(self.timeout)).await?;
+            if issued {
+                break;
+            }
         }
-        let fresh = self.refresh(&token).await?;
-        let answer = read(build(fresh.expose()).timeout(self.timeout)).await?;
         if answer.status == StatusCode::UNAUTHORIZED {
             let e = classify(&answer);
             return Err(PublishError::new(
@@ -548,7 +591,18 @@ impl ChannelAdapter for XAdapter {
                     .json(&body)
             })
             .await?;
-        let value = success_json(&answer, None)?;
+        let value = success_json(&answer, None).map_err(|e| {
+            if answer.status.is_server_error() {
+                // X may have created the post before failing, and a resend
+                // cannot be deduplicated: report it, never retry it.
+                PublishError {
+                    class: ErrorClass::OutcomeUnknown,
+                    ..e
+                }
+            } else {
+                e
+            }
+        })?;
         let Some(id) = value.pointer("/data/id").and_then(Value::as_str) else {
             // A 2xx without an id: X may or may not have created the post.
             let detail = x_message(&answer.body).unwrap_or_else(|| "no post id".to_owned());
@@ -659,9 +713,16 @@ mod tests {
                 && get("refresh_token").as_deref() == Some(refresh.as_str())
                 && get("client_id").as_deref() == Some("client-1")
             {
-                *refresh = "refresh-2".into();
-                *fake.access.lock().unwrap() = "access-2".into();
-                return axum::Json(json!({"token_type": "bearer", "expires_in": 7200, "access_token": "access-2", "refresh_token": "refresh-2", "scope": "tweet.read tweet.write users.read offline.access"})).into_response();
+                // Like X: every refresh rotates the refresh token, and only
+                // the newest one is accepted afterwards.
+                let n = refresh
+                    .strip_prefix("refresh-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1)
+                    + 1;
+                *refresh = format!("refresh-{n}");
+                *fake.access.lock().unwrap() = format!("access-{n}");
+                return axum::Json(json!({"token_type": "bearer", "expires_in": 7200, "access_token": format!("access-{n}"), "refresh_token": format!("refresh-{n}"), "scope": "tweet.read tweet.write users.read offline.access"})).into_response();
             }
             return (
                 AxumStatus::BAD_REQUEST,
@@ -760,6 +821,7 @@ mod tests {
                 post_id: 7,
                 target_id: 9,
                 scheduled_at_ms: 1_764_158_400_000,
+                budget: std::time::Duration::from_secs(30),
             })
             .await
     }
@@ -913,6 +975,65 @@ mod tests {
         );
     }
 
+    /// Two processes share one store (PostgreSQL): after one refreshes, X
+    /// accepts only the rotated refresh token, so the other must take the
+    /// stored pair instead of refreshing with the one it holds in memory.
+    #[tokio::test]
+    async fn x_a_pair_another_process_refreshed_is_used_without_a_failed_refresh() {
+        let (base, fake) = fake_x("access-1").await;
+        let store = Arc::new(MemoryAdapterStore::default());
+        let one = adapter("shared", &base, store.clone());
+        let two = adapter("shared", &base, store.clone());
+        let three = adapter("shared", &base, store.clone());
+        for adapter in [&one, &two, &three] {
+            publish(adapter.as_ref(), &text("warm"), None)
+                .await
+                .unwrap();
+        }
+        let paths_after = |n: usize| fake.paths()[n..].to_vec();
+
+        // access-1 expires; process one refreshes (refresh-1 -> refresh-2).
+        *fake.access.lock().unwrap() = "expired".into();
+        let seen = fake.paths().len();
+        publish(one.as_ref(), &text("one"), None).await.unwrap();
+        assert_eq!(
+            paths_after(seen),
+            ["/2/tweets", "/2/oauth2/token", "/2/tweets"]
+        );
+        assert_eq!(*fake.refresh.lock().unwrap(), "refresh-2");
+
+        // Process two still holds access-1/refresh-1 in memory.
+        let seen = fake.paths().len();
+        let receipt = publish(two.as_ref(), &text("two"), None).await.unwrap();
+        assert_eq!(
+            receipt.platform_post_id.as_deref(),
+            Some("1790000000000000001")
+        );
+        assert_eq!(
+            paths_after(seen),
+            ["/2/tweets", "/2/tweets"],
+            "no refresh with the rotated-away token"
+        );
+        assert_eq!(fake.last("/2/tweets").authorization, "Bearer access-2");
+
+        // The stored pair's access token has expired too: process three takes
+        // it over, and refreshes with the stored refresh token once.
+        *fake.access.lock().unwrap() = "expired-2".into();
+        let seen = fake.paths().len();
+        publish(three.as_ref(), &text("three"), None).await.unwrap();
+        assert_eq!(
+            paths_after(seen),
+            ["/2/tweets", "/2/tweets", "/2/oauth2/token", "/2/tweets"]
+        );
+        assert_eq!(
+            fake.last("/2/oauth2/token").body,
+            "grant_type=refresh_token&refresh_token=refresh-2&client_id=client-1"
+        );
+        assert_eq!(fake.last("/2/tweets").authorization, "Bearer access-3");
+        let stored = store.load("x-main", "refresh_token").await.unwrap();
+        assert_eq!(stored.as_ref().map(|s| s.expose()), Some("refresh-3"));
+    }
+
     #[tokio::test]
     async fn x_a_rejected_refresh_token_means_reconnect() {
         let (base, fake) = fake_x("access-2").await;
@@ -997,14 +1118,37 @@ mod tests {
                 "HTTP 400: One or more parameters to your request was invalid. (`text` is too long)"
             )
         );
-        *fake.tweets.lock().unwrap() = Some((503, None, json!({"title": "Service Unavailable"})));
+        // A 5xx may come after X created the post; POST /2/tweets has no
+        // idempotency key, so it is reported, never retried.
+        *fake.tweets.lock().unwrap() = Some((
+            503,
+            None,
+            json!({"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503}),
+        ));
         let down = publish(adapter.as_ref(), &text("x"), None)
             .await
             .unwrap_err();
         assert_eq!(
-            (down.class, down.message.as_str()),
-            (ErrorClass::Transient, "HTTP 503: Service Unavailable")
+            (down.class, down.message.as_str(), down.status),
+            (
+                ErrorClass::OutcomeUnknown,
+                "HTTP 503: Service Unavailable",
+                Some(503)
+            )
         );
+        let tweets = fake.paths().iter().filter(|p| *p == "/2/tweets").count();
+        assert_eq!(tweets, 2, "each publish sent once: {:?}", fake.paths());
+
+        // Nothing listens: nothing was sent, so a retry is safe.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let refused = self::adapter("classes", &format!("http://{closed}"), Arc::default());
+        let error = publish(refused.as_ref(), &text("x"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.class, ErrorClass::Transient, "{error}");
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clarion_content::ContentLibrary;
 use clarion_core::{AdapterContext, AdapterRegistry};
 use clarion_scheduler::{PostService, PublishQueue};
-use clarion_store::{DbAdapterStore, SecretKey, Store};
+use clarion_store::{DbAdapterStore, KEY_FILE_NAME, SecretKey, Store};
 
 use crate::config::Config;
 
@@ -31,7 +31,9 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let registry = Arc::new(build_registry(&config, &adapter_context(&store))?);
+        let passphrase = std::env::var("CLARION_SECRET_KEY").ok();
+        let context = adapter_context(&config, &store, passphrase.as_deref()).await?;
+        let registry = Arc::new(build_registry(&config, &context)?);
         let queue = PublishQueue::open(&store, &config.scheduler)
             .await
             .context("opening the job queue")?;
@@ -71,20 +73,63 @@ pub fn build_registry(
 }
 
 /// Adapters persist refreshed tokens and delivery marks in the database,
-/// encrypted with CLARION_SECRET_KEY; without a key they keep them in memory.
-fn adapter_context(store: &Store) -> AdapterContext {
-    match std::env::var("CLARION_SECRET_KEY") {
-        Ok(key) if !key.trim().is_empty() => AdapterContext {
-            state: Arc::new(DbAdapterStore::new(
-                store.clone(),
-                SecretKey::from_passphrase(key.trim()),
-            )),
-        },
-        _ => {
-            tracing::warn!(
-                "CLARION_SECRET_KEY is not set: refreshed tokens and delivery marks are kept in memory only"
-            );
-            AdapterContext::default()
+/// encrypted under the installation's key (see [`secret_key`]).
+async fn adapter_context(
+    config: &Config,
+    store: &Store,
+    passphrase: Option<&str>,
+) -> anyhow::Result<AdapterContext> {
+    let Some(key) = secret_key(config, store, passphrase).await? else {
+        tracing::info!("in-memory database: adapter state is kept in memory too");
+        return Ok(AdapterContext::default());
+    };
+    Ok(AdapterContext {
+        state: Arc::new(DbAdapterStore::new(store.clone(), key)),
+    })
+}
+
+/// The key adapter state is encrypted with, first match wins:
+/// 1. `CLARION_SECRET_KEY` (a passphrase; Argon2id with a salt kept in the database);
+/// 2. `secret_key_file` / `CLARION_SECRET_KEY_FILE` (must exist);
+/// 3. SQLite: `clarion.key` beside the database file, created on first start.
+///
+/// PostgreSQL needs 1 or 2: every process sharing the database must use the
+/// same key, so a key made up by one machine would not do. An in-memory
+/// SQLite database keeps adapter state in memory (`None`).
+async fn secret_key(
+    config: &Config,
+    store: &Store,
+    passphrase: Option<&str>,
+) -> anyhow::Result<Option<SecretKey>> {
+    let passphrase = passphrase.map(str::trim).filter(|p| !p.is_empty());
+    match (passphrase, &config.secret_key_file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both CLARION_SECRET_KEY and secret_key_file (CLARION_SECRET_KEY_FILE) are set: keep one"
+        ),
+        (Some(passphrase), None) => Ok(Some(
+            SecretKey::from_passphrase(store, passphrase)
+                .await
+                .context("deriving the key from CLARION_SECRET_KEY")?,
+        )),
+        (None, Some(path)) => Ok(Some(SecretKey::read_key_file(path)?)),
+        (None, None) => {
+            if store.is_postgres() {
+                anyhow::bail!(
+                    "PostgreSQL needs a secret key shared by every Clarion process: set \
+                     secret_key_file (or CLARION_SECRET_KEY_FILE) to a file of 32 random bytes \
+                     (`head -c 32 /dev/urandom | base64 > clarion.key`), or CLARION_SECRET_KEY \
+                     to a long passphrase"
+                );
+            }
+            let Some(db) = store.sqlite_file() else {
+                return Ok(None);
+            };
+            let path = db
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join(KEY_FILE_NAME);
+            let (key, _created) = SecretKey::load_or_create_key_file(&path)?;
+            Ok(Some(key))
         }
     }
 }
@@ -99,4 +144,91 @@ pub fn worker_id() -> String {
         .unwrap_or_else(|| "clarion".into());
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &nonce[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use clarion_core::Secret;
+
+    use super::*;
+
+    fn config(dir: &std::path::Path, extra: &str) -> Config {
+        toml::from_str(&format!(
+            "database_url = \"sqlite://{}?mode=rwc\"\n{extra}",
+            dir.join("data/clarion.db").display()
+        ))
+        .unwrap()
+    }
+
+    async fn store(config: &Config) -> Store {
+        let store = Store::connect(&config.database_url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn without_a_key_the_first_start_makes_a_private_key_file_the_next_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "");
+        {
+            let store = store(&config).await;
+            let context = adapter_context(&config, &store, None).await.unwrap();
+            context
+                .state
+                .save("x-main", "refresh_token", &Secret::new("rt-1"))
+                .await
+                .unwrap();
+        }
+        let key_file = dir.path().join("data").join(KEY_FILE_NAME);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+        // A second start (new process, new connection) reads it back.
+        let store = store(&config).await;
+        let context = adapter_context(&config, &store, Some("  ")).await.unwrap();
+        let value = context.state.load("x-main", "refresh_token").await.unwrap();
+        assert_eq!(value.unwrap().expose(), "rt-1");
+    }
+
+    #[tokio::test]
+    async fn a_configured_key_file_must_exist_and_excludes_a_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elsewhere.key");
+        let config = config(
+            dir.path(),
+            &format!("secret_key_file = \"{}\"", path.display()),
+        );
+        let store = store(&config).await;
+        let err = adapter_context(&config, &store, None).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot read key file"),
+            "{err:#}"
+        );
+        assert!(!dir.path().join("data").join(KEY_FILE_NAME).exists());
+        let err = adapter_context(&config, &store, Some("passphrase"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("keep one"), "{err}");
+
+        std::fs::write(&path, [5u8; 32]).unwrap();
+        let context = adapter_context(&config, &store, None).await.unwrap();
+        context
+            .state
+            .save("s", "n", &Secret::new("v"))
+            .await
+            .unwrap();
+        assert_eq!(
+            context
+                .state
+                .load("s", "n")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "v"
+        );
+    }
 }

@@ -22,6 +22,11 @@ pub struct Config {
     /// Folder holding `posts/` and `templates/`.
     #[serde(default = "default_content_dir")]
     pub content_dir: PathBuf,
+    /// The key file adapter state is encrypted with (at least 32 random
+    /// bytes, base64 or raw; must exist). Default: `clarion.key` beside the
+    /// SQLite database, created on first start. Also `CLARION_SECRET_KEY_FILE`.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -71,10 +76,11 @@ fn default_content_dir() -> PathBuf {
 
 /// Top-level keys an env override may address; other `CLARION_*` variables
 /// (secrets, test settings) are left alone.
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "database_url",
     "max_connections",
     "content_dir",
+    "secret_key_file",
     "log",
     "server",
     "scheduler",

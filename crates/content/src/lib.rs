@@ -16,7 +16,13 @@ mod post;
 
 pub use error::ContentError;
 pub use library::{ChannelInfo, ContentLibrary, PostSource};
-pub use markdown::{to_html as markdown_to_html, to_plain as markdown_to_plain};
+pub use markdown::{
+    ALLOWED_SCHEMES, allowed_url, to_html as markdown_to_html,
+    to_html_blocks as markdown_to_html_blocks, to_plain as markdown_to_plain,
+};
 pub use media::{describe as describe_media, mime_for};
-pub use plan::{PlannedTarget, plan_file, render_targets, split_thread};
+pub use plan::{
+    PlannedTarget, Step as RenderStep, plan_file, render_targets, render_targets_by_step,
+    split_thread,
+};
 pub use post::{PostFile, load_post_dir, parse_post_file};

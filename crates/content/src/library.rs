@@ -125,11 +125,19 @@ impl ContentLibrary {
         source: &PostSource,
         channel: &ChannelInfo,
     ) -> Result<String, ContentError> {
+        // A body without `{{` is plain text to handlebars: it renders to
+        // itself, so skip parsing it (and building a context) per post.
+        if source.template.is_none() && !source.body.contains("{{") {
+            return Ok(flavour(&source.body, channel.markup).trim_end().to_owned());
+        }
         let mut context = context_for(source, channel);
-        let body = self
-            .registry
-            .render_template(&source.body, &context)
-            .map_err(|e| self.render_error(&e))?;
+        let body = if source.body.contains("{{") {
+            self.registry
+                .render_template(&source.body, &context)
+                .map_err(|e| self.render_error(&e))?
+        } else {
+            source.body.clone()
+        };
         let text = match &source.template {
             None => body,
             Some(name) => {
@@ -199,13 +207,21 @@ fn markup_name(markup: Markup) -> &'static str {
     }
 }
 
-/// Posts are written in Markdown; other channels get it converted.
+/// Posts are written in Markdown; other channels get it converted. A
+/// `---` line separates thread parts (split after rendering), and in
+/// Markdown it would be a heading underline or a rule: each part is
+/// converted on its own and the separators are kept.
 fn flavour(text: &str, markup: Markup) -> String {
-    match markup {
-        Markup::Plain => markdown::to_plain(text),
-        Markup::Markdown => text.to_owned(),
-        Markup::Html => markdown::to_html(text),
-    }
+    let convert = match markup {
+        Markup::Plain => markdown::to_plain,
+        Markup::Markdown => return text.to_owned(),
+        Markup::Html => markdown::to_html,
+    };
+    crate::split_thread(text)
+        .iter()
+        .map(|part| convert(part))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 fn syntax_error(error: &TemplateError) -> ContentError {
@@ -247,6 +263,29 @@ mod tests {
 
     fn render(body: &str, vars: Value) -> Result<String, ContentError> {
         ContentLibrary::empty().render(&source(body, vars), &channel(Markup::Markdown))
+    }
+
+    #[test]
+    fn a_body_without_mustaches_renders_as_handlebars_would() {
+        let library = ContentLibrary::empty();
+        for body in [
+            "plain text",
+            "a \\ backslash",
+            "{ braces } and }}",
+            "a\r\nb\n\n",
+            "",
+        ] {
+            let mut context = Map::new();
+            context.insert("x".to_owned(), Value::Null);
+            let slow = library.registry.render_template(body, &context).unwrap();
+            let fast = library
+                .render(
+                    &source(body, serde_json::json!({})),
+                    &channel(Markup::Markdown),
+                )
+                .unwrap();
+            assert_eq!(fast, slow.trim_end(), "{body:?}");
+        }
     }
 
     #[test]
@@ -338,6 +377,25 @@ mod tests {
     fn output_is_not_html_escaped_and_trailing_space_is_trimmed() {
         let text = render("{{q}} \n\n", serde_json::json!({ "q": "a < b & \"c\"" })).unwrap();
         assert_eq!(text, "a < b & \"c\"");
+    }
+
+    #[test]
+    fn thread_separators_survive_the_conversion() {
+        let src = source(
+            "Part **one**\n---\nPart _two_\n\n---\n\nthree",
+            serde_json::json!({}),
+        );
+        let library = ContentLibrary::empty();
+        let plain = library.render(&src, &channel(Markup::Plain)).unwrap();
+        assert_eq!(plain, "Part one\n---\nPart two\n---\nthree");
+        assert_eq!(
+            crate::split_thread(&plain),
+            ["Part one", "Part two", "three"]
+        );
+        assert_eq!(
+            library.render(&src, &channel(Markup::Html)).unwrap(),
+            "Part <b>one</b>\n---\nPart <i>two</i>\n---\nthree"
+        );
     }
 
     #[test]

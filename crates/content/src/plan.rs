@@ -35,10 +35,15 @@ pub fn split_thread(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Which step failed, so `plan_file` can point at the right line.
-enum Step {
+/// Which step failed, so `plan_file` can point at the right line (and an
+/// API can name the field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The channel is not configured.
     Channel,
+    /// The body or its template did not render.
     Render,
+    /// The rendered text broke the platform's rules (length, media).
     Validate,
 }
 
@@ -50,11 +55,22 @@ pub fn render_targets(
     channels: &[String],
     registry: &AdapterRegistry,
 ) -> Result<Vec<PlannedTarget>, Vec<ContentError>> {
+    render_targets_by_step(library, source_for, channels, registry)
+        .map_err(|problems| problems.into_iter().map(|(_, error)| error).collect())
+}
+
+/// [`render_targets`], each error with the step that failed.
+pub fn render_targets_by_step(
+    library: &ContentLibrary,
+    source_for: impl Fn(&str) -> PostSource,
+    channels: &[String],
+    registry: &AdapterRegistry,
+) -> Result<Vec<PlannedTarget>, Vec<(Step, ContentError)>> {
     let (targets, problems) = render_all(library, source_for, channels, registry);
     if problems.is_empty() {
         Ok(targets)
     } else {
-        Err(problems.into_iter().map(|(_, error)| error).collect())
+        Err(problems)
     }
 }
 

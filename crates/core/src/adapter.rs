@@ -24,10 +24,43 @@ pub enum Markup {
 /// platform honours it, otherwise park the target as `outcome_unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotency {
-    /// A resend with the same key returns the first result instead of posting again.
-    Honoured,
+    /// A resend with the same key returns the first result instead of
+    /// posting again, for `window` after the key was first used (Mastodon
+    /// keeps keys about an hour, Synapse about 30 minutes, Discord nonces a
+    /// few minutes). [`Idempotency::FOREVER`] where the adapter can look the
+    /// earlier post up itself (Bluesky record keys, email delivery marks).
+    Honoured { window: Duration },
     /// The platform has no idempotency: a resend may post twice.
     None,
+}
+
+impl Idempotency {
+    /// The window of a key the platform (or the adapter) never forgets.
+    pub const FOREVER: Duration = Duration::MAX;
+
+    /// Deduplicated for as long as the key is remembered.
+    pub const fn honoured_for(window: Duration) -> Self {
+        Self::Honoured { window }
+    }
+
+    /// Whether a resend `elapsed` after the key's first use is still
+    /// deduplicated. Outside the window a resend is as unsafe as on a
+    /// platform without idempotency.
+    pub fn dedupes_after(self, elapsed: Duration) -> bool {
+        match self {
+            Self::Honoured { window } => elapsed < window,
+            Self::None => false,
+        }
+    }
+}
+
+/// A cap of `max` sends per `per` on one channel (Mastodon: 300 statuses
+/// per 3 hours per account). The scheduler paces to it instead of letting
+/// the platform answer 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub max: u32,
+    pub per: Duration,
 }
 
 /// An image (or other file) attached to a post, read from local disk.
@@ -78,6 +111,11 @@ pub struct PublishRequest<'a> {
     /// When the post was scheduled (epoch ms): the same on every attempt,
     /// for platforms whose ids encode a time (Bluesky record keys).
     pub scheduled_at_ms: i64,
+    /// How long this call may take before the scheduler gives up on it.
+    /// Adapters that do long work (a newsletter to many recipients, media
+    /// processing) stop starting new work well inside it and return
+    /// [`crate::ErrorClass::Unfinished`] to be called again at once.
+    pub budget: Duration,
 }
 
 /// How a platform takes a post of several parts.
@@ -194,6 +232,11 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
     /// Least time between two sends on this channel, so a large schedule is
     /// paced to the platform's documented limits instead of rejected.
     fn min_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A platform cap over a longer window (sends per hours), paced the same way.
+    fn rate_window(&self) -> Option<RateWindow> {
         None
     }
 

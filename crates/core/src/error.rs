@@ -14,6 +14,10 @@ pub enum ErrorClass {
     Permanent,
     /// The request may or may not have reached the platform (timeout, reset mid-request).
     OutcomeUnknown,
+    /// Part of the work is done and recorded (a newsletter batch); call again
+    /// at once to continue. Only returned after progress, so it cannot loop,
+    /// and it does not count against `max_attempts`.
+    Unfinished,
 }
 
 impl ErrorClass {
@@ -24,6 +28,7 @@ impl ErrorClass {
             ErrorClass::AuthExpired => "auth_expired",
             ErrorClass::Permanent => "permanent",
             ErrorClass::OutcomeUnknown => "outcome_unknown",
+            ErrorClass::Unfinished => "unfinished",
         }
     }
 }

@@ -9,6 +9,7 @@
 mod adapter;
 mod adapter_store;
 mod error;
+pub mod hash;
 mod registry;
 mod secret;
 mod status;
@@ -16,7 +17,7 @@ mod text;
 
 pub use adapter::{
     ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,
-    PublishReceipt, PublishRequest, ReplyTo, ThreadStyle,
+    PublishReceipt, PublishRequest, RateWindow, ReplyTo, ThreadStyle,
 };
 pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};

@@ -18,18 +18,17 @@ pub struct SchedulerConfig {
     /// How long one publish call may take; also bounds how long a crashed
     /// worker's claim blocks a retry.
     pub publish_timeout_secs: u64,
-    /// How often idle workers look for due jobs.
+    /// Longest an idle dispatcher sleeps before looking at the store again;
+    /// also the apalis wake worker's poll interval.
     pub poll_interval_ms: u64,
     /// Publish calls in flight per process.
     pub concurrency: usize,
-    /// Jobs fetched from the queue per poll.
+    /// Wake-up jobs fetched from the queue per poll.
     pub batch_size: usize,
-    /// How often the sweeper recovers crashed claims and re-queues lost jobs.
+    /// How often the sweeper takes over expired claims.
     pub sweep_interval_secs: u64,
     /// `/readyz` fails when a due target has waited longer than this.
     pub stuck_after_secs: u64,
-    /// Worker processes (tasks) per `clarion run`.
-    pub workers: usize,
     /// Finished queue jobs are deleted after this long (the publish history
     /// lives in `publish_attempts`, not in the queue).
     pub job_retention_hours: u64,
@@ -48,7 +47,6 @@ impl Default for SchedulerConfig {
             batch_size: 100,
             sweep_interval_secs: 5,
             stuck_after_secs: 60,
-            workers: 1,
             job_retention_hours: 24,
         }
     }

@@ -19,6 +19,9 @@ pub enum SchedulerError {
 pub enum ServiceError {
     #[error("{}", join(.0))]
     Invalid(Vec<ContentError>),
+    /// Posts of a batch (bulk request, import) refused, each by index and field.
+    #[error("{}", join(.0))]
+    InvalidItems(Vec<ItemError>),
     #[error("{0}")]
     BadRequest(String),
     #[error(transparent)]
@@ -27,7 +30,18 @@ pub enum ServiceError {
     Scheduler(#[from] SchedulerError),
 }
 
-fn join(errors: &[ContentError]) -> String {
+/// One refused post of a batch: `posts[17].channels: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("posts[{index}].{field}: {message}")]
+pub struct ItemError {
+    /// Position in the batch, from 0.
+    pub index: usize,
+    /// The input field at fault: `channels`, `at`, `body`, `overrides.NAME`, ...
+    pub field: String,
+    pub message: String,
+}
+
+fn join(errors: &[impl ToString]) -> String {
     errors
         .iter()
         .map(ToString::to_string)

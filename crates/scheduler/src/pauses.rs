@@ -1,10 +1,18 @@
-//! Per-channel pauses: once a platform says "rate limited, retry after N",
-//! no worker in this process calls that channel again before then. Avoids
-//! hammering a platform that is already refusing us.
+//! Per-channel pauses and pacing, kept in this process.
+//!
+//! - [`ChannelPauses`]: once a platform says "rate limited, retry after N",
+//!   nothing in this process calls that channel again before then.
+//! - [`Pacer`]: spaces sends on one channel by the adapter's `min_interval`
+//!   and keeps them inside its `rate_window` (N per period). The dispatcher
+//!   asks the pacer before claiming, so a target is claimed only when its
+//!   channel has a slot: a long paced backlog waits in the store, not in a
+//!   claimed task whose lease runs out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use clarion_core::RateWindow;
 
 #[derive(Debug, Default)]
 pub struct ChannelPauses {
@@ -30,34 +38,92 @@ impl ChannelPauses {
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
     }
+
+    /// Channels paused now.
+    pub fn paused(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.until
+            .lock()
+            .map(|map| {
+                map.iter()
+                    .filter(|(_, until)| **until > now)
+                    .map(|(channel, _)| channel.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
-/// Spaces sends on one channel at least `min_interval` apart (in this
-/// process), so a large schedule is paced to the platform's documented
-/// limits instead of being answered with 429s.
+/// How a channel must be paced (from its adapter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pace {
+    pub min_interval: Option<Duration>,
+    pub window: Option<RateWindow>,
+}
+
+impl Pace {
+    pub fn is_paced(&self) -> bool {
+        self.min_interval.is_some() || self.window.is_some()
+    }
+}
+
+#[derive(Debug)]
+struct Lane {
+    /// The earliest time the next send may start.
+    next_free: Instant,
+    /// Start times of recent sends, for the rate window (at most `max`).
+    recent: VecDeque<Instant>,
+}
+
 #[derive(Debug, Default)]
 pub struct Pacer {
-    next_slot: Mutex<HashMap<String, Instant>>,
+    lanes: Mutex<HashMap<String, Lane>>,
 }
 
 impl Pacer {
-    /// Waits for this channel's next free slot and takes it.
-    pub async fn wait_turn(&self, channel: &str, min_interval: Option<Duration>) {
-        let Some(interval) = min_interval else { return };
-        let slot = {
-            let Ok(mut slots) = self.next_slot.lock() else {
-                return;
-            };
-            let now = Instant::now();
-            let slot = slots
-                .get(channel)
-                .copied()
-                .filter(|s| *s > now)
-                .unwrap_or(now);
-            slots.insert(channel.to_owned(), slot + interval);
-            slot
-        };
+    /// Takes this channel's next free slot and waits for it.
+    pub async fn wait_turn(&self, channel: &str, pace: Pace) {
+        if !pace.is_paced() {
+            return;
+        }
+        let slot = self.take_slot(channel, pace, Instant::now());
         tokio::time::sleep_until(slot.into()).await;
+    }
+
+    fn take_slot(&self, channel: &str, pace: Pace, now: Instant) -> Instant {
+        let Ok(mut lanes) = self.lanes.lock() else {
+            return now;
+        };
+        let lane = lanes.entry(channel.to_owned()).or_insert_with(|| Lane {
+            next_free: now,
+            recent: VecDeque::new(),
+        });
+        let slot = lane.next_free.max(now);
+        lane.next_free = slot + pace.min_interval.unwrap_or_default();
+        if let Some(window) = pace.window {
+            let max = window.max.max(1) as usize;
+            lane.recent.push_back(slot);
+            while lane.recent.len() > max {
+                lane.recent.pop_front();
+            }
+            if lane.recent.len() == max
+                && let Some(oldest) = lane.recent.front()
+            {
+                // The (max+1)-th send waits until the oldest leaves the window.
+                lane.next_free = lane.next_free.max(*oldest + window.per);
+            }
+        }
+        slot
+    }
+
+    /// When `channel` can send next; None if it has never sent (free now).
+    pub fn next_free(&self, channel: &str) -> Option<Instant> {
+        self.lanes.lock().ok()?.get(channel).map(|l| l.next_free)
+    }
+
+    /// Whether a target of `channel` claimed now would get its slot by `horizon`.
+    pub fn free_by(&self, channel: &str, horizon: Instant) -> bool {
+        self.next_free(channel).is_none_or(|t| t <= horizon)
     }
 }
 
@@ -65,25 +131,47 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    fn every(ms: u64) -> Pace {
+        Pace {
+            min_interval: Some(Duration::from_millis(ms)),
+            window: None,
+        }
+    }
+
     #[tokio::test]
     async fn the_pacer_spaces_sends_per_channel() {
         let pacer = Pacer::default();
         let start = Instant::now();
         for _ in 0..3 {
-            pacer
-                .wait_turn("slow", Some(Duration::from_millis(50)))
-                .await;
+            pacer.wait_turn("slow", every(50)).await;
         }
-        pacer
-            .wait_turn("other", Some(Duration::from_millis(50)))
-            .await;
-        pacer.wait_turn("free", None).await;
+        pacer.wait_turn("other", every(50)).await;
+        pacer.wait_turn("free", Pace::default()).await;
         // Three sends 50 ms apart take at least 100 ms.
         assert!(
             start.elapsed() >= Duration::from_millis(100),
             "{:?}",
             start.elapsed()
         );
+        assert!(!pacer.free_by("slow", Instant::now()));
+        assert!(pacer.free_by("free", Instant::now()));
+    }
+
+    #[test]
+    fn a_rate_window_holds_the_next_send_until_the_oldest_leaves_it() {
+        let pacer = Pacer::default();
+        let pace = Pace {
+            min_interval: None,
+            window: Some(RateWindow {
+                max: 3,
+                per: Duration::from_secs(60),
+            }),
+        };
+        let t0 = Instant::now();
+        let slots: Vec<Instant> = (0..4).map(|_| pacer.take_slot("m", pace, t0)).collect();
+        assert_eq!(&slots[..3], &[t0, t0, t0], "three fit in the window");
+        assert_eq!(slots[3], t0 + Duration::from_secs(60), "the fourth waits");
+        assert!(!pacer.free_by("m", t0 + Duration::from_secs(59)));
     }
 
     #[test]
@@ -95,5 +183,6 @@ mod tests {
         let left = pauses.remaining("a").unwrap();
         assert!(left > Duration::from_secs(9), "{left:?}");
         assert_eq!(pauses.remaining("b"), None);
+        assert_eq!(pauses.paused(), vec!["a".to_owned()]);
     }
 }

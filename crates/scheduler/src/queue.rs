@@ -1,30 +1,62 @@
 //! The apalis job queue: apalis-sqlite on the embedded default, apalis-postgres
-//! when the store is PostgreSQL. One job per (target, not-before time).
+//! when the store is PostgreSQL.
+//!
+//! A job is a wake-up, not a target: `Wake { at_ms }` says "targets fall due
+//! at this moment: look". One job per distinct due second covers every
+//! target due in it, however many, so a burst of 10,000 posts costs a
+//! handful of queue rows instead of 10,000 inserts, fetches and acks. The
+//! dispatcher then claims the due targets from the store in batches; the
+//! claim, not the job, decides who publishes.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use clarion_store::{DbPool, Enqueue, Store};
+use clarion_store::{DbPool, Enqueue, Store, now_ms};
 use futures::stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::{SchedulerConfig, SchedulerError};
 
 /// Queue name in apalis' tables; stable across releases so queued jobs survive upgrades.
-pub const QUEUE_NAME: &str = "clarion.publish";
+pub const QUEUE_NAME: &str = "clarion.wake";
+
+/// A wake-up: targets fall due at `at_ms`; the dispatcher should look then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub at_ms: i64,
+}
+
+/// apalis hands a job over when its whole-second `run_at` has come; the
+/// wake is queued this much before its moment so the dispatcher is awake
+/// (and waits out the rest) when the first target falls due.
+const WAKE_EARLY_SECS: i64 = 1;
 
 #[derive(Clone)]
-pub enum PublishQueue {
-    Sqlite(SqliteStorage<Enqueue>),
-    Postgres(PostgresStorage<Enqueue>),
+pub struct PublishQueue {
+    backend: Backend,
+    /// Wakes this process's dispatcher directly when work is due soon.
+    local: Arc<Notify>,
+    /// Due seconds this process has already queued a wake for (pruned as
+    /// they pass), so a burst of posts due in one second queues one job.
+    queued_secs: Arc<Mutex<BTreeSet<i64>>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStorage<Wake>),
+    Postgres(PostgresStorage<Wake>),
 }
 
 impl std::fmt::Debug for PublishQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Sqlite(_) => f.write_str("PublishQueue::Sqlite"),
-            Self::Postgres(_) => f.write_str("PublishQueue::Postgres"),
+        match self.backend {
+            Backend::Sqlite(_) => f.write_str("PublishQueue::Sqlite"),
+            Backend::Postgres(_) => f.write_str("PublishQueue::Postgres"),
         }
     }
 }
@@ -51,8 +83,8 @@ impl PublishQueue {
         // Heartbeats let apalis re-enqueue jobs a dead worker held; Clarion's
         // sweeper does the same sooner, from the store's point of view.
         let heartbeat = Duration::from_secs(10);
-        match store.pool() {
-            DbPool::Sqlite(pool) => Self::Sqlite(
+        let backend = match store.pool() {
+            DbPool::Sqlite(pool) => Backend::Sqlite(
                 SqliteStorage::new(pool).with_config(
                     apalis_sqlite::Config::default()
                         .queue(QUEUE_NAME)
@@ -63,7 +95,7 @@ impl PublishQueue {
                         .lock_tasks(false),
                 ),
             ),
-            DbPool::Postgres(pool) => Self::Postgres(
+            DbPool::Postgres(pool) => Backend::Postgres(
                 PostgresStorage::new(pool).with_config(
                     apalis_postgres::Config::default()
                         .queue(QUEUE_NAME)
@@ -74,41 +106,94 @@ impl PublishQueue {
                         .lock_tasks(false),
                 ),
             ),
+        };
+        Self {
+            backend,
+            local: Arc::new(Notify::new()),
+            queued_secs: Arc::default(),
         }
     }
 
-    /// Queues one job per entry, due at its `not_before_ms`.
-    ///
-    /// apalis stores `run_at` in whole seconds, rounded down: a job can come
-    /// up to a second early, and the worker waits out the difference.
+    /// The dispatcher waits on this; the queue (and apalis' wake handler) notify it.
+    pub(crate) fn local_wake(&self) -> &Arc<Notify> {
+        &self.local
+    }
+
+    /// Makes sure the dispatcher looks at these targets when they fall
+    /// due: one wake job per distinct due second not already queued by this
+    /// process, and a direct nudge of this process's dispatcher when one is
+    /// due now. The targets themselves are already in the store.
     pub async fn enqueue(&self, jobs: &[Enqueue]) -> Result<(), SchedulerError> {
-        if jobs.is_empty() {
+        let wakes = self.new_wake_seconds(jobs);
+        if jobs.iter().any(|j| j.not_before_ms <= now_ms() + 1_000) {
+            self.local.notify_one();
+        }
+        self.push_wakes(&wakes).await
+    }
+
+    /// Queues a wake for each moment, whether or not one was queued before
+    /// (the sweeper uses it when it finds due work nobody looked at).
+    pub async fn push_wakes(&self, at_ms: &[i64]) -> Result<(), SchedulerError> {
+        if at_ms.is_empty() {
             return Ok(());
         }
-        for chunk in jobs.chunks(500) {
-            let tasks = chunk.iter().map(|job| {
-                let due_secs = (job.not_before_ms.max(0) / 1000) as u64;
-                TaskBuilder::new(*job)
-                    .run_at_time(UNIX_EPOCH + Duration::from_secs(due_secs))
-                    .max_attempts(5)
-                    .build()
-            });
-            let mut tasks = stream::iter(tasks.collect::<Vec<_>>());
-            match self {
-                Self::Sqlite(storage) => storage
-                    .clone()
-                    .push_all(&mut tasks)
-                    .await
-                    .map_err(queue_error)?,
-                Self::Postgres(storage) => storage
-                    .clone()
-                    .push_all(&mut tasks)
-                    .await
-                    .map_err(queue_error)?,
-            }
+        let tasks = at_ms.iter().map(|&at_ms| {
+            let run_at_secs = (at_ms.max(0) / 1000 - WAKE_EARLY_SECS).max(0) as u64;
+            TaskBuilder::new(Wake { at_ms })
+                .run_at_time(UNIX_EPOCH + Duration::from_secs(run_at_secs))
+                .max_attempts(5)
+                .build()
+        });
+        let mut tasks = stream::iter(tasks.collect::<Vec<_>>());
+        match &self.backend {
+            Backend::Sqlite(storage) => storage
+                .clone()
+                .push_all(&mut tasks)
+                .await
+                .map_err(queue_error)?,
+            Backend::Postgres(storage) => storage
+                .clone()
+                .push_all(&mut tasks)
+                .await
+                .map_err(queue_error)?,
         }
         Ok(())
     }
+
+    /// The earliest due time of each second among `jobs` that this process
+    /// has not queued a wake for yet; remembers them.
+    fn new_wake_seconds(&self, jobs: &[Enqueue]) -> Vec<i64> {
+        let Ok(mut queued) = self.queued_secs.lock() else {
+            return jobs.iter().map(|j| j.not_before_ms).collect();
+        };
+        let past = now_ms() / 1000 - 2;
+        while queued.first().is_some_and(|s| *s < past) {
+            queued.pop_first();
+        }
+        let mut earliest: std::collections::BTreeMap<i64, i64> = Default::default();
+        for job in jobs {
+            let sec = job.not_before_ms.div_euclid(1000);
+            if !queued.contains(&sec) {
+                let at = earliest.entry(sec).or_insert(job.not_before_ms);
+                *at = (*at).min(job.not_before_ms);
+            }
+        }
+        queued.extend(earliest.keys().copied());
+        earliest.into_values().collect()
+    }
+
+    pub(crate) fn worker_backend(&self) -> WorkerBackend<'_> {
+        match &self.backend {
+            Backend::Sqlite(s) => WorkerBackend::Sqlite(s),
+            Backend::Postgres(s) => WorkerBackend::Postgres(s),
+        }
+    }
+}
+
+/// The storage an apalis worker polls.
+pub(crate) enum WorkerBackend<'a> {
+    Sqlite(&'a SqliteStorage<Wake>),
+    Postgres(&'a PostgresStorage<Wake>),
 }
 
 impl PublishQueue {
@@ -128,8 +213,8 @@ impl PublishQueue {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let deleted = match self {
-            Self::Sqlite(storage) => sea_orm::sqlx::query(
+        let deleted = match &self.backend {
+            Backend::Sqlite(storage) => sea_orm::sqlx::query(
                 "DELETE FROM Jobs WHERE rowid IN (SELECT rowid FROM Jobs WHERE job_type = ?1 \
                  AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
                  AND done_at IS NOT NULL AND done_at < ?2 LIMIT ?3)",
@@ -141,7 +226,7 @@ impl PublishQueue {
             .await
             .map_err(queue_error)?
             .rows_affected(),
-            Self::Postgres(storage) => sea_orm::sqlx::query(
+            Backend::Postgres(storage) => sea_orm::sqlx::query(
                 "DELETE FROM apalis.jobs WHERE ctid IN (SELECT ctid FROM apalis.jobs WHERE job_type = $1 \
                  AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
                  AND done_at IS NOT NULL AND done_at < to_timestamp($2) LIMIT $3)",

@@ -4,17 +4,18 @@
 //! of it is valid.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use clarion_content::{
-    ContentError, ContentLibrary, PlannedTarget, PostFile, PostSource, plan_file, render_targets,
+    ContentError, ContentLibrary, PlannedTarget, PostFile, PostSource, RenderStep, plan_file,
+    render_targets_by_step,
 };
 use clarion_core::AdapterRegistry;
-use clarion_store::{NewPost, NewTarget, PostDetail, Store, SyncOutcome, now_ms};
-use tracing::warn;
+use clarion_store::{NewPost, NewTarget, PostDetail, Store, StoreError, SyncOutcome, now_ms};
 
-use crate::{PublishQueue, ServiceError};
+use crate::create_writer::{CreateWriter, queue_or_leave_to_sweeper};
+use crate::{ItemError, PublishQueue, ServiceError};
 
 /// How far in the past an explicit `at` may be (clock skew between the
 /// author's machine and the server) before it is refused.
@@ -50,12 +51,20 @@ pub struct SyncReport {
     pub locked_channels: Vec<String>,
 }
 
+/// A post that passed every check of [`PostService::check_many`], ready to
+/// store. Only the service makes one, so nothing unchecked is stored.
+#[derive(Debug, Clone)]
+pub struct ValidPost(NewPost);
+
 #[derive(Debug, Clone)]
 pub struct PostService {
     store: Store,
     queue: PublishQueue,
     registry: Arc<AdapterRegistry>,
     library: Arc<ContentLibrary>,
+    /// Started on the first create, shared by every clone (one per process).
+    writer: Arc<OnceLock<CreateWriter>>,
+    group_commit: bool,
 }
 
 impl PostService {
@@ -70,28 +79,96 @@ impl PostService {
             queue,
             registry,
             library,
+            writer: Arc::default(),
+            group_commit: true,
         }
+    }
+
+    /// With `false`, every create is its own transaction (how it was before
+    /// group commit; `clarion bench create --no-group-commit` compares).
+    pub fn with_group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Validates, stores and queues a new post.
+    /// Validates, stores and queues a new post; returns after its commit.
+    /// The same path as [`Self::create_many`] with one post.
     pub async fn create(&self, input: PostInput) -> Result<PostDetail, ServiceError> {
-        if input.channels.is_empty() {
-            return Err(ServiceError::BadRequest(
-                "channels: give at least one channel".into(),
-            ));
-        }
-        for channel in input.overrides.keys() {
-            if !input.channels.contains(channel) {
-                return Err(ServiceError::BadRequest(format!(
-                    "overrides: channel `{channel}` is not one of this post's channels"
-                )));
+        let post = self.prepare(input).map_err(Refusal::into_single)?;
+        self.store_valid(vec![ValidPost(post)])
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                StoreError::Inconsistent("a created post was not returned".into()).into()
+            })
+    }
+
+    /// Validates every post first: if any is invalid nothing is stored and
+    /// the error names each bad one by index and field. Otherwise all are
+    /// stored in one transaction and queued. Details come back in order.
+    pub async fn create_many(
+        &self,
+        inputs: Vec<PostInput>,
+    ) -> Result<Vec<PostDetail>, ServiceError> {
+        let valid = self
+            .check_many(inputs)
+            .map_err(ServiceError::InvalidItems)?;
+        self.store_valid(valid).await
+    }
+
+    /// Renders and validates posts without storing anything: every post
+    /// ready to store, or every problem, by index (into `inputs`) and field.
+    pub fn check_many(&self, inputs: Vec<PostInput>) -> Result<Vec<ValidPost>, Vec<ItemError>> {
+        let mut valid = Vec::with_capacity(inputs.len());
+        let mut errors = Vec::new();
+        for (index, input) in inputs.into_iter().enumerate() {
+            match self.prepare(input) {
+                Ok(post) => valid.push(ValidPost(post)),
+                Err(refusal) => errors.extend(refusal.into_items(index)),
             }
         }
-        let at = scheduled_time(input.at, input.draft)?;
+        if errors.is_empty() {
+            Ok(valid)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Stores checked posts (all or none) and queues them; returns after
+    /// the commit. Concurrent calls share one transaction (group commit, see
+    /// `create_writer`).
+    pub async fn store_valid(
+        &self,
+        posts: Vec<ValidPost>,
+    ) -> Result<Vec<PostDetail>, ServiceError> {
+        let posts: Vec<NewPost> = posts.into_iter().map(|ValidPost(p)| p).collect();
+        if !self.group_commit {
+            let (details, jobs) = self.store.create_posts(&posts).await?;
+            queue_or_leave_to_sweeper(&self.queue, &jobs).await;
+            return Ok(details);
+        }
+        let writer = self
+            .writer
+            .get_or_init(|| CreateWriter::spawn(self.store.clone(), self.queue.clone()));
+        Ok(writer.write(posts).await?)
+    }
+
+    /// Checks one post and renders it for each of its channels.
+    fn prepare(&self, input: PostInput) -> Result<NewPost, Refusal> {
+        if input.channels.is_empty() {
+            return Err(Refusal::field("channels", "give at least one channel"));
+        }
+        if let Some(channel) = input.overrides.keys().find(|c| !input.channels.contains(c)) {
+            return Err(Refusal::field(
+                "overrides",
+                format!("channel `{channel}` is not one of this post's channels"),
+            ));
+        }
+        let at = scheduled_time(input.at, input.draft).map_err(|m| Refusal::field("at", m))?;
         let source_for = |channel: &str| PostSource {
             body: input
                 .overrides
@@ -104,27 +181,35 @@ impl PostService {
             thread: input.thread,
             media: input.media.clone(),
         };
-        let planned = render_targets(&self.library, source_for, &input.channels, &self.registry)
-            .map_err(ServiceError::Invalid)?;
-        let new = NewPost {
+        let planned =
+            render_targets_by_step(&self.library, source_for, &input.channels, &self.registry)
+                .map_err(|problems| {
+                    Refusal::Content(
+                        problems
+                            .into_iter()
+                            .map(|(step, error)| (field_of(step, &error, &input), error))
+                            .collect(),
+                    )
+                })?;
+        let targets = new_targets(planned, &input.overrides);
+        Ok(NewPost {
             source_key: None,
-            body: input.body.clone(),
-            template: input.template.clone(),
-            vars: serde_json::Value::Object(input.vars.clone()),
-            campaign: input.campaign.clone(),
-            author: input.author.clone(),
+            body: input.body,
+            template: input.template,
+            vars: serde_json::Value::Object(input.vars),
+            campaign: input.campaign,
+            author: input.author,
             scheduled_at_ms: at,
             content_hash: String::new(),
-            targets: new_targets(planned, &input.overrides),
-        };
-        let (detail, jobs) = self.store.create_post(new).await?;
-        self.queue_or_leave_to_sweeper(&jobs).await;
-        Ok(detail)
+            targets,
+        })
     }
 
     /// Schedules a draft, or moves a scheduled post, to `at`.
     pub async fn schedule(&self, id: i32, at: DateTime<Utc>) -> Result<PostDetail, ServiceError> {
-        let at_ms = scheduled_time(Some(at), false)?.unwrap_or(at.timestamp_millis());
+        let at_ms = scheduled_time(Some(at), false)
+            .map_err(|m| ServiceError::BadRequest(format!("at: {m}")))?
+            .unwrap_or(at.timestamp_millis());
         let (detail, jobs) = self.store.schedule_post(id, at_ms).await?;
         self.queue_or_leave_to_sweeper(&jobs).await;
         Ok(detail)
@@ -202,13 +287,82 @@ impl PostService {
     /// The targets are stored; if the queue write fails the sweeper re-queues
     /// them once due, so the post is late at worst, never lost.
     async fn queue_or_leave_to_sweeper(&self, jobs: &[clarion_store::Enqueue]) {
-        if let Err(e) = self.queue.enqueue(jobs).await {
-            warn!(error = %e, count = jobs.len(), "could not queue publish jobs; the sweeper will re-queue them when due");
+        queue_or_leave_to_sweeper(&self.queue, jobs).await;
+    }
+}
+
+/// Why one post was refused.
+enum Refusal {
+    /// A field of the request itself (`channels`, `overrides`, `at`).
+    Field {
+        field: &'static str,
+        message: String,
+    },
+    /// Rendering or a platform's rules, per channel, with the field at fault.
+    Content(Vec<(String, ContentError)>),
+}
+
+impl Refusal {
+    fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Field {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// As a single create reports it: `field: message`, or the content errors.
+    fn into_single(self) -> ServiceError {
+        match self {
+            Self::Field { field, message } => {
+                ServiceError::BadRequest(format!("{field}: {message}"))
+            }
+            Self::Content(errors) => {
+                ServiceError::Invalid(errors.into_iter().map(|(_, e)| e).collect())
+            }
+        }
+    }
+
+    fn into_items(self, index: usize) -> Vec<ItemError> {
+        match self {
+            Self::Field { field, message } => vec![ItemError {
+                index,
+                field: field.to_owned(),
+                message,
+            }],
+            Self::Content(errors) => errors
+                .into_iter()
+                .map(|(field, error)| ItemError {
+                    index,
+                    field,
+                    message: error.to_string(),
+                })
+                .collect(),
         }
     }
 }
 
-fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>, ServiceError> {
+/// The input field a content error is about: an unknown channel is in
+/// `channels`; a failure inside a named template is the `template`'s; the
+/// rest is the text of the body (or of the channel's override).
+fn field_of(step: RenderStep, error: &ContentError, input: &PostInput) -> String {
+    let text_field = || match error.channel.as_deref() {
+        Some(channel) if input.overrides.contains_key(channel) => format!("overrides.{channel}"),
+        _ => "body".to_owned(),
+    };
+    match step {
+        RenderStep::Channel => "channels".to_owned(),
+        RenderStep::Render
+            if error.file.is_some() || error.message.starts_with("unknown template") =>
+        {
+            "template".to_owned()
+        }
+        RenderStep::Render | RenderStep::Validate => text_field(),
+    }
+}
+
+/// The moment a post is due, or None for a draft; the error says why `at`
+/// is refused.
+fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>, String> {
     if draft {
         // A draft has no time until `post schedule` gives it one.
         return Ok(None);
@@ -216,12 +370,10 @@ fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>,
     let now = now_ms();
     match at {
         None => Ok(Some(now)),
-        Some(t) if t.timestamp_millis() < now - PAST_TOLERANCE_MS => {
-            Err(ServiceError::BadRequest(format!(
-                "at: {} is in the past; give a future time, or leave it out to publish now",
-                t.to_rfc3339()
-            )))
-        }
+        Some(t) if t.timestamp_millis() < now - PAST_TOLERANCE_MS => Err(format!(
+            "{} is in the past; give a future time, or leave it out to publish now",
+            t.to_rfc3339()
+        )),
         Some(t) => Ok(Some(t.timestamp_millis())),
     }
 }
@@ -266,12 +418,7 @@ fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
 /// A hash that is stable across Rust releases (unlike `DefaultHasher`):
 /// stored hashes must still compare equal after an upgrade.
 fn fnv1a64(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x100000001b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", clarion_core::hash::fnv1a64(bytes))
 }
 
 #[cfg(test)]
@@ -288,7 +435,7 @@ mod tests {
     fn past_times_are_refused_and_drafts_have_no_time() {
         let past = Utc::now() - chrono::Duration::hours(2);
         let err = scheduled_time(Some(past), false).unwrap_err();
-        assert!(err.to_string().starts_with("at: "), "{err}");
+        assert!(err.contains("is in the past"), "{err}");
         assert_eq!(scheduled_time(Some(past), true).unwrap(), None);
         let soon = Utc::now() + chrono::Duration::minutes(5);
         assert_eq!(

@@ -1,12 +1,17 @@
-//! The sweeper: the safety net under the queue. It takes over claims of
-//! workers that stopped mid-publish and re-queues due targets whose job was
-//! lost, so a scheduled post can be late but never silently stuck.
+//! The sweeper: the safety net under the dispatcher. It takes over claims
+//! whose lease ran out (their process died or lost the database) and nudges
+//! the dispatcher when due work is waiting, so a scheduled post can be late
+//! but never silently stuck.
+//!
+//! There is no per-target job to lose or to re-queue twice: the dispatcher
+//! claims whatever is due from the store. A backlog that is draining is
+//! "behind"; due work with no claim in a while is "stuck" (see `/readyz`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use clarion_store::{Enqueue, now_ms};
+use clarion_store::{ClaimBatch, now_ms};
 use tracing::{info, warn};
 
 use crate::Runtime;
@@ -16,11 +21,17 @@ use crate::Runtime;
 pub struct Health {
     /// When the sweeper last completed a pass (0 = never).
     pub last_sweep_ms: AtomicI64,
+    /// When the dispatcher last claimed something (0 = never).
+    pub last_claim_ms: AtomicI64,
 }
 
 impl Health {
     pub fn last_sweep_ms(&self) -> i64 {
         self.last_sweep_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn last_claim_ms(&self) -> i64 {
+        self.last_claim_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -31,10 +42,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let interval = Duration::from_secs(runtime.config.sweep_interval_secs.max(1));
-    // At start every due target is re-queued at once: jobs may have been lost
-    // with the previous process. Later passes only re-queue targets that have
-    // waited a whole stuck threshold, so normal draining is not doubled.
-    let mut requeue_after_ms = 0;
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -46,7 +53,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Rec
                 Err(e) => warn!(error = %e, "could not prune finished queue jobs"),
             }
         }
-        if let Err(e) = sweep(&runtime, requeue_after_ms).await {
+        if let Err(e) = sweep(&runtime).await {
             warn!(error = %e, "sweep failed; will try again");
         } else {
             runtime
@@ -54,7 +61,6 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Rec
                 .last_sweep_ms
                 .store(now_ms(), Ordering::Relaxed);
         }
-        requeue_after_ms = (runtime.config.stuck_after_secs as i64 * 1000) / 2;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -62,27 +68,63 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Rec
     }
 }
 
-async fn sweep(runtime: &Runtime, requeue_after_ms: i64) -> Result<(), crate::SchedulerError> {
-    let now = now_ms();
-    for target in runtime.store.expired_leases(now, BATCH).await? {
-        let id = target.id;
-        if let Err(e) = runtime.recover(target).await {
-            warn!(target_id = id, error = %e, "could not recover an expired claim");
-        }
+async fn sweep(runtime: &Arc<Runtime>) -> Result<(), crate::SchedulerError> {
+    recover_expired(runtime).await?;
+    // Due work the dispatcher has not looked at (a lost wake-up, a post
+    // created by another process): nudge it. Nothing is re-queued.
+    if let Some(due) = runtime.store.next_due_ms(&[]).await?
+        && due <= now_ms()
+    {
+        runtime.wake().notify_one();
     }
-    let overdue = runtime.store.overdue(now - requeue_after_ms, BATCH).await?;
-    if !overdue.is_empty() {
-        let jobs: Vec<Enqueue> = overdue
-            .iter()
-            .filter_map(|t| {
-                t.not_before_ms.map(|not_before_ms| Enqueue {
-                    target_id: t.id,
-                    not_before_ms,
-                })
-            })
-            .collect();
-        info!(count = jobs.len(), "re-queueing due targets");
-        runtime.queue.enqueue(&jobs).await?;
+    Ok(())
+}
+
+/// Takes over claims whose lease ran out. A claim this process is still
+/// working on (its token is in flight) is never taken from under its task:
+/// its lease is renewed instead.
+pub(crate) async fn recover_expired(runtime: &Arc<Runtime>) -> Result<(), crate::SchedulerError> {
+    let now = now_ms();
+    let lease_until_ms = now + runtime.config.lease().as_millis() as i64;
+    let mut alive = Vec::new();
+    for target in runtime.store.expired_leases(now, BATCH).await? {
+        if let Some(token) = &target.claim_token
+            && runtime.in_flight.contains(token)
+        {
+            alive.push(token.clone());
+            continue;
+        }
+        let Ok(permit) = runtime.permits.clone().try_acquire_owned() else {
+            break; // busy: the next pass takes the rest
+        };
+        let batch = uuid::Uuid::new_v4().simple().to_string();
+        let claim = ClaimBatch {
+            worker: &runtime.worker_id,
+            batch: &batch[..16],
+            now_ms: now,
+            lease_until_ms,
+        };
+        let previous = target.claimed_by.clone().unwrap_or_default();
+        let reason = format!("worker {previous} stopped while publishing");
+        let Some(claimed) = runtime
+            .store
+            .reclaim_expired(target.id, &claim, &reason)
+            .await?
+        else {
+            continue;
+        };
+        crate::Metrics::inc(&runtime.metrics.recovered);
+        info!(
+            target_id = claimed.id,
+            previous_worker = previous,
+            "taking over a claim whose worker stopped; its last attempt's outcome is unknown"
+        );
+        let token = claim.token_for(claimed.id);
+        let guard = runtime.in_flight.register(token.clone());
+        tokio::spawn(runtime.clone().run_claim(claimed, token, guard, permit));
+    }
+    if !alive.is_empty() {
+        runtime.store.renew_leases(&alive, lease_until_ms).await?;
     }
     Ok(())
 }

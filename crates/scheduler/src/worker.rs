@@ -1,26 +1,29 @@
-//! The publish worker: what happens when a target's job comes up.
+//! One claimed target, from its claim to its result: wait for its moment,
+//! check it may still go out, send it (part by part for a thread), and hand
+//! the result to the writer. The dispatcher decides what to claim; this
+//! module decides what happens to a claim.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apalis::prelude::*;
 use clarion_core::{
-    AdapterRegistry, ChannelAdapter, ErrorClass, Idempotency, OutboundPost, PublishError,
-    PublishReceipt, PublishRequest, ReplyTo, TargetStatus, ThreadStyle,
+    AdapterRegistry, ChannelAdapter, ErrorClass, OutboundPost, PublishError, PublishReceipt,
+    PublishRequest, ReplyTo, ThreadStyle,
 };
-use clarion_store::{AttemptRecord, Claim, Enqueue, Store, now_ms, target};
+use clarion_store::{AttemptRecord, Claim, ErrorClassName, Finish, Store, now_ms, target};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
-use crate::pauses::{ChannelPauses, Pacer};
+use crate::pauses::{ChannelPauses, Pace, Pacer};
 use crate::retry::after_failure;
 use crate::sweeper::Health;
-use crate::{PublishQueue, SchedulerConfig, SchedulerError};
+use crate::writer::{Finished, WriterMsg};
+use crate::{PublishQueue, SchedulerConfig};
 
-/// A job further ahead than this is put back instead of waited for in memory.
-const MAX_IN_MEMORY_WAIT_MS: i64 = 5_000;
-
-/// Everything a worker needs, shared by all its jobs.
+/// Everything the dispatcher, the claim tasks, the writer and the sweeper
+/// of one process share.
 #[derive(Debug)]
 pub struct Runtime {
     pub store: Store,
@@ -31,8 +34,15 @@ pub struct Runtime {
     pub worker_id: String,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pauses: ChannelPauses,
-    pacer: Pacer,
+    pub(crate) pauses: ChannelPauses,
+    pub(crate) pacer: Pacer,
+    /// Publish calls in flight (the `concurrency` setting).
+    pub(crate) permits: Arc<Semaphore>,
+    /// Claims this process is working on, by token: renewed while alive,
+    /// and never "recovered" from under a live task.
+    pub(crate) in_flight: InFlight,
+    pub(crate) results: mpsc::Sender<WriterMsg>,
+    pub(crate) results_rx: Mutex<Option<mpsc::Receiver<WriterMsg>>>,
 }
 
 impl Runtime {
@@ -43,129 +53,225 @@ impl Runtime {
         config: SchedulerConfig,
         worker_id: String,
     ) -> Self {
+        let (results, results_rx) = mpsc::channel(4096);
         Self {
             store,
             queue,
             registry,
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             worker_id,
             metrics: Arc::default(),
             health: Arc::default(),
             pauses: ChannelPauses::default(),
             pacer: Pacer::default(),
+            in_flight: InFlight::default(),
+            results,
+            results_rx: Mutex::new(Some(results_rx)),
         }
     }
 
-    /// Handles one job. Safe to call any number of times for the same job:
-    /// only the worker whose conditional claim succeeds publishes.
-    pub async fn process(&self, job: Enqueue) -> Result<(), SchedulerError> {
-        // Never early: apalis may hand the job over up to a second before its time.
-        let wait = job.not_before_ms - now_ms();
-        if wait > MAX_IN_MEMORY_WAIT_MS {
-            return self.queue.enqueue(&[job]).await;
-        }
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-        }
-        while now_ms() < job.not_before_ms {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        // Claim first: on the hot path that is the only statement before the
-        // platform call. Everything else is checked on the claimed row.
-        let lease_until = now_ms() + self.config.lease().as_millis() as i64;
-        match self
-            .store
-            .claim(
-                job.target_id,
-                job.not_before_ms,
-                &self.worker_id,
-                lease_until,
-            )
-            .await?
-        {
-            Some(target) => self.publish_claimed(target).await,
-            None => self.unclaimable(job).await,
-        }
+    pub(crate) fn wake(&self) -> &Arc<Notify> {
+        self.queue.local_wake()
     }
 
-    /// The claim failed: the job is stale (rescheduled, cancelled, done,
-    /// claimed by a live worker), or a dead worker's lease has run out.
-    async fn unclaimable(&self, job: Enqueue) -> Result<(), SchedulerError> {
-        match self.store.target(job.target_id).await? {
-            Some(t)
-                if t.status()? == TargetStatus::Publishing
-                    && t.lease_until_ms.is_some_and(|l| l < now_ms()) =>
-            {
-                self.recover(t).await
+    /// How the adapter of `channel` must be paced (unpaced if unknown).
+    pub(crate) fn pace(&self, channel: &str) -> Pace {
+        self.registry
+            .get(channel)
+            .map(|a| Pace {
+                min_interval: a.min_interval(),
+                window: a.rate_window(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// Works one claim to its end. Holds `permit` while sending and
+    /// `guard` (the claim's place in [`InFlight`]) until the result is written.
+    pub(crate) async fn run_claim(
+        self: Arc<Self>,
+        target: target::Model,
+        token: String,
+        guard: InFlightGuard,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let finished = self.work(&target, &token).await;
+        drop(permit);
+        if let Some((attempt, next)) = finished {
+            let msg = WriterMsg::Finished(Box::new(Finished {
+                finish: Finish {
+                    token,
+                    attempt,
+                    next,
+                },
+                channel: target.channel.clone(),
+                scheduled_at_ms: target.scheduled_at_ms,
+                _in_flight: guard,
+            }));
+            if self.results.send(msg).await.is_err() {
+                warn!(
+                    target_id = target.id,
+                    "result writer stopped; the claim's lease will run out and the sweeper will take it over"
+                );
             }
-            _ => Ok(()),
         }
     }
 
-    async fn publish_claimed(&self, target: target::Model) -> Result<(), SchedulerError> {
+    /// Returns the attempt to record and where the target goes, or None when
+    /// the claim was handed back untried.
+    async fn work(&self, target: &target::Model, token: &str) -> Option<(AttemptRecord, Claim)> {
+        // Never early: a claim may be taken a little before the target's moment.
+        if let Some(at) = target.not_before_ms {
+            let wait = at - now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            while now_ms() < at {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         let now = now_ms();
-        let scheduled = target.scheduled_at_ms.unwrap_or(now);
-        let grace_ms = self.config.grace_period().as_millis() as i64;
-        // `attempts` counts this claim: 1 means nothing was tried before.
-        if target.attempts == 1 && now - scheduled > grace_ms {
-            let reason = format!(
-                "missed: due at {}, Clarion was not running until {} late, beyond the {} grace period",
-                format_ms(scheduled),
-                human_duration(now - scheduled),
-                human_duration(grace_ms),
-            );
-            Metrics::inc(&self.metrics.missed);
-            return self
-                .finish_untried(&target, "missed", Claim::Failed { error: reason })
-                .await;
+        if let Some(next) = self.too_late(target, now) {
+            return Some((self.untried(target, "missed", &next, now), next));
         }
         let Some(adapter) = self.registry.get(&target.channel).cloned() else {
-            let error = format!(
-                "channel `{}` is not configured in this Clarion",
-                target.channel
-            );
-            return self
-                .finish_untried(
-                    &target,
-                    ErrorClass::Permanent.as_str(),
-                    Claim::Failed { error },
-                )
-                .await;
+            let next = Claim::Failed {
+                error: format!(
+                    "channel `{}` is not configured in this Clarion",
+                    target.channel
+                ),
+            };
+            return Some((self.untried(target, "permanent", &next, now), next));
         };
         if let Some(pause) = self.pauses.remaining(&target.channel) {
             // The platform already told us to wait: don't spend an attempt on a sure 429.
-            let not_before_ms = now_ms() + pause.as_millis() as i64;
-            debug!(target_id = target.id, ?pause, "channel paused; deferring");
-            if self
+            let not_before_ms = now + pause.as_millis() as i64;
+            debug!(
+                target_id = target.id,
+                ?pause,
+                "channel paused; handing the claim back"
+            );
+            match self
                 .store
-                .release_claim(target.id, &self.worker_id, not_before_ms)
-                .await?
+                .release_claim(target.id, token, not_before_ms)
+                .await
             {
-                self.queue
-                    .enqueue(&[Enqueue {
+                Ok(true) => {
+                    let wake = [clarion_store::Enqueue {
                         target_id: target.id,
                         not_before_ms,
-                    }])
-                    .await?;
+                    }];
+                    if let Err(e) = self.queue.enqueue(&wake).await {
+                        warn!(target_id = target.id, error = %e, "could not queue a wake-up; the dispatcher's poll will find it");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(target_id = target.id, error = %e, "could not hand a claim back; its lease will run out")
+                }
             }
-            return Ok(());
+            return None;
         }
-        self.attempt(target, adapter.as_ref()).await
+        if let Some(next) = self.unsafe_resend(target, adapter.as_ref(), now) {
+            return Some((
+                self.untried(target, ErrorClass::OutcomeUnknown.as_str(), &next, now),
+                next,
+            ));
+        }
+        Some(self.attempt(target, token, adapter.as_ref()).await)
     }
 
-    /// Ends a claimed target without calling the platform, keeping a record of why.
-    async fn finish_untried(
+    /// A target whose moment is more than the grace period ago is not sent:
+    /// a first attempt was missed (Clarion was down); a retry would go out
+    /// arbitrarily late, so a person decides.
+    fn too_late(&self, target: &target::Model, now: i64) -> Option<Claim> {
+        let scheduled = target.scheduled_at_ms.unwrap_or(now);
+        let grace_ms = self.config.grace_period().as_millis() as i64;
+        let late = now - scheduled;
+        // A newsletter that is part-way through continues however long it takes.
+        if late <= grace_ms || target.last_outcome.as_deref() == Some("unfinished") {
+            return None;
+        }
+        let due = format_ms(scheduled);
+        let (late, grace) = (human_duration(late), human_duration(grace_ms));
+        Metrics::inc(&self.metrics.missed);
+        // `attempts` counts this claim: 1 means nothing was tried before.
+        Some(if target.attempts <= 1 {
+            Claim::Failed {
+                error: format!(
+                    "missed: due at {due}, Clarion was not running until {late} late, beyond the {grace} grace period"
+                ),
+            }
+        } else if target.last_outcome.as_deref() == Some(ErrorClassName::OUTCOME_UNKNOWN) {
+            Claim::OutcomeUnknown {
+                error: format!(
+                    "the last attempt's outcome is unknown and a resend now would be {late} late \
+                     (due at {due}, grace {grace}): check the channel, then reschedule if it is missing"
+                ),
+            }
+        } else {
+            Claim::Failed {
+                error: format!(
+                    "not retried: a retry now would be {late} late (due at {due}, grace {grace}); \
+                     last error: {}",
+                    target.last_error.as_deref().unwrap_or("none recorded")
+                ),
+            }
+        })
+    }
+
+    /// After an attempt whose outcome is unknown (a timeout, or a worker
+    /// that died mid-publish), a resend is safe only while the platform
+    /// still remembers the key. Outside that window it is treated like a
+    /// platform without idempotency: reported, never blindly resent.
+    fn unsafe_resend(
+        &self,
+        target: &target::Model,
+        adapter: &dyn ChannelAdapter,
+        now: i64,
+    ) -> Option<Claim> {
+        if target.last_outcome.as_deref() != Some(ErrorClassName::OUTCOME_UNKNOWN) {
+            return None;
+        }
+        let first_sent = target.first_sent_at_ms.unwrap_or(now);
+        let elapsed = Duration::from_millis((now - first_sent).max(0) as u64);
+        if adapter.idempotency().dedupes_after(elapsed) {
+            return None;
+        }
+        Some(Claim::OutcomeUnknown {
+            error: match adapter.idempotency() {
+                clarion_core::Idempotency::None => format!(
+                    "{}: the outcome is unknown and `{}` cannot deduplicate a resend, so Clarion \
+                     will not post again on its own: check the channel",
+                    target
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("an earlier attempt was cut short"),
+                    adapter.kind()
+                ),
+                clarion_core::Idempotency::Honoured { window } => format!(
+                    "{}: the outcome is unknown and `{}` only deduplicates a resend for {}; the key \
+                     was first used {} ago, so a resend could post twice: check the channel",
+                    target
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("an earlier attempt was cut short"),
+                    adapter.kind(),
+                    human_duration(window.as_millis().min(i64::MAX as u128) as i64),
+                    human_duration(elapsed.as_millis() as i64)
+                ),
+            },
+        })
+    }
+
+    fn untried(
         &self,
         target: &target::Model,
         outcome: &str,
-        next: Claim,
-    ) -> Result<(), SchedulerError> {
-        let now = now_ms();
-        let message = match &next {
-            Claim::Failed { error } | Claim::OutcomeUnknown { error } => Some(error.clone()),
-            _ => None,
-        };
-        let record = AttemptRecord {
+        next: &Claim,
+        now: i64,
+    ) -> AttemptRecord {
+        AttemptRecord {
             target_id: target.id,
             attempt_no: target.attempts,
             worker: self.worker_id.clone(),
@@ -175,22 +281,22 @@ impl Runtime {
             http_status: None,
             retry_after_ms: None,
             platform_post_id: None,
-            message,
-        };
-        if self.store.finish_attempt(record, next.clone()).await? {
-            self.report(target, &next, now);
+            message: match next {
+                Claim::Failed { error } | Claim::OutcomeUnknown { error } => Some(error.clone()),
+                _ => None,
+            },
         }
-        Ok(())
     }
 
-    /// One publish call for a target this worker has claimed.
+    /// One publish call (or one thread) for a claimed target.
     async fn attempt(
         &self,
-        target: target::Model,
+        target: &target::Model,
+        token: &str,
         adapter: &dyn ChannelAdapter,
-    ) -> Result<(), SchedulerError> {
+    ) -> (AttemptRecord, Claim) {
         let started = now_ms();
-        let result = self.send_all_parts(&target, adapter).await;
+        let result = self.send_all_parts(target, token, adapter).await;
         let finished = now_ms();
         let mut record = AttemptRecord {
             target_id: target.id,
@@ -226,29 +332,12 @@ impl Runtime {
                     &self.config,
                     &error,
                     adapter.idempotency(),
-                    target.attempts,
+                    target,
                     finished,
                 )
             }
         };
-        let applied = self.store.finish_attempt(record, next.clone()).await?;
-        if !applied {
-            warn!(
-                target_id = target.id,
-                "claim was taken over while publishing; result recorded on the attempt only"
-            );
-            return Ok(());
-        }
-        self.report(&target, &next, finished);
-        if let Claim::Retry { not_before_ms, .. } = next {
-            self.queue
-                .enqueue(&[Enqueue {
-                    target_id: target.id,
-                    not_before_ms,
-                }])
-                .await?;
-        }
-        Ok(())
+        (record, next)
     }
 
     /// Sends the target's message, or its thread part by part. Each part
@@ -258,6 +347,7 @@ impl Runtime {
     async fn send_all_parts(
         &self,
         target: &target::Model,
+        token: &str,
         adapter: &dyn ChannelAdapter,
     ) -> Result<PublishReceipt, PublishError> {
         let parts = target.parts();
@@ -268,6 +358,7 @@ impl Runtime {
         };
         let mut progress = target.thread_progress();
         let count = messages.len();
+        let pace = self.pace(&target.channel);
         for (index, text) in messages.into_iter().enumerate().skip(progress.len()) {
             let post = OutboundPost {
                 text,
@@ -297,6 +388,7 @@ impl Runtime {
                     "the platform returned no id for the previous part, so the thread cannot continue",
                 ));
             }
+            let timeout = self.config.publish_timeout();
             let request = PublishRequest {
                 post: &post,
                 idempotency_key: &key,
@@ -304,11 +396,11 @@ impl Runtime {
                 post_id: i64::from(target.post_id),
                 target_id: i64::from(target.id),
                 scheduled_at_ms: target.scheduled_at_ms.unwrap_or_default(),
+                budget: timeout,
             };
-            self.pacer
-                .wait_turn(&target.channel, adapter.min_interval())
-                .await;
-            let timeout = self.config.publish_timeout();
+            // The claim is renewed while this waits (see `InFlight`), so a
+            // long thread on a paced channel never outlives its lease.
+            self.pacer.wait_turn(&target.channel, pace).await;
             let receipt = tokio::time::timeout(timeout, adapter.publish(request))
                 .await
                 .unwrap_or_else(|_| {
@@ -327,7 +419,7 @@ impl Runtime {
             if count > 1 {
                 let recorded = self
                     .store
-                    .record_thread_progress(target.id, &self.worker_id, &progress)
+                    .record_thread_progress(target.id, token, &progress)
                     .await
                     .map_err(|e| {
                         PublishError::new(
@@ -349,13 +441,15 @@ impl Runtime {
             .ok_or_else(|| PublishError::new(ErrorClass::Permanent, "the post has no parts"))
     }
 
-    fn report(&self, target: &target::Model, next: &Claim, finished: i64) {
-        let (id, channel) = (target.id, target.channel.as_str());
-        match next {
+    /// Counts and logs a result once it is written.
+    pub(crate) fn report(&self, f: &Finished) {
+        let finished = f.finish.attempt.finished_at_ms;
+        let (id, channel) = (f.finish.attempt.target_id, f.channel.as_str());
+        match &f.finish.next {
             Claim::Published {
                 platform_post_id, ..
             } => {
-                let scheduled = target.scheduled_at_ms.unwrap_or(finished);
+                let scheduled = f.scheduled_at_ms.unwrap_or(finished);
                 self.metrics.observe_lateness(finished - scheduled);
                 Metrics::inc(&self.metrics.published);
                 debug!(
@@ -383,104 +477,51 @@ impl Runtime {
             }
         }
     }
+}
 
-    /// A worker stopped while publishing this target (its lease ran out).
-    /// Resend with the same key where the platform deduplicates; otherwise
-    /// report the target as `outcome_unknown` instead of risking a duplicate.
-    pub async fn recover(&self, target: target::Model) -> Result<(), SchedulerError> {
-        let now = now_ms();
-        let lease_until = now + self.config.lease().as_millis() as i64;
-        let previous_worker = target.claimed_by.clone().unwrap_or_default();
-        let Some(claimed) = self
-            .store
-            .reclaim_expired(target.id, now, &self.worker_id, lease_until)
-            .await?
-        else {
-            return Ok(());
-        };
-        Metrics::inc(&self.metrics.recovered);
-        match self.registry.get(&claimed.channel).cloned() {
-            Some(adapter) if adapter.idempotency() == Idempotency::Honoured => {
-                info!(
-                    target_id = claimed.id,
-                    previous_worker,
-                    "resending with the same idempotency key after a stopped worker"
-                );
-                self.attempt(claimed, adapter.as_ref()).await
-            }
-            _ => {
-                let error = format!(
-                    "worker {previous_worker} stopped while publishing; the channel cannot deduplicate \
-                     a resend, so Clarion will not post again on its own: check the channel"
-                );
-                self.finish_untried(
-                    &claimed,
-                    ErrorClass::OutcomeUnknown.as_str(),
-                    Claim::OutcomeUnknown { error },
-                )
-                .await
-            }
+/// The claim tokens this process is working on.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    tokens: Arc<Mutex<HashSet<String>>>,
+}
+
+impl InFlight {
+    pub(crate) fn register(&self, token: String) -> InFlightGuard {
+        if let Ok(mut set) = self.tokens.lock() {
+            set.insert(token.clone());
         }
+        InFlightGuard {
+            tokens: self.tokens.clone(),
+            token,
+        }
+    }
+
+    pub(crate) fn contains(&self, token: &str) -> bool {
+        self.tokens.lock().is_ok_and(|set| set.contains(token))
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<String> {
+        self.tokens
+            .lock()
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
-/// apalis entry point.
-async fn handle(job: Enqueue, runtime: Data<Arc<Runtime>>) -> Result<(), BoxDynError> {
-    runtime.process(job).await.map_err(|e| {
-        warn!(target_id = job.target_id, error = %e, "publish job failed; apalis will retry it");
-        Box::new(e) as BoxDynError
-    })
+/// Removes its token from [`InFlight`] when dropped: after the result is
+/// written, or when the task ends in any other way.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard {
+    tokens: Arc<Mutex<HashSet<String>>>,
+    token: String,
 }
 
-/// Runs the apalis workers and the sweeper until `shutdown` resolves.
-pub async fn run_workers(
-    runtime: Arc<Runtime>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), SchedulerError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweeper = tokio::spawn(crate::sweeper::run(runtime.clone(), stop_rx.clone()));
-    let mut workers = Vec::new();
-    for n in 0..runtime.config.workers.max(1) {
-        let name = format!("{}-{n}", runtime.worker_id);
-        let mut stop = stop_rx.clone();
-        let signal = async move {
-            let _ = stop.wait_for(|s| *s).await;
-            Ok::<(), std::io::Error>(())
-        };
-        let poll = Duration::from_millis(runtime.config.poll_interval_ms.max(10));
-        let concurrency = runtime.config.concurrency.max(1);
-        let data = runtime.clone();
-        workers.push(match &runtime.queue {
-            PublishQueue::Sqlite(storage) => tokio::spawn(
-                WorkerBuilder::new(name)
-                    .backend(storage.clone().poll_with_interval(poll))
-                    .concurrency(concurrency)
-                    .data(data)
-                    .build(handle)
-                    .run_until(signal),
-            ),
-            PublishQueue::Postgres(storage) => tokio::spawn(
-                WorkerBuilder::new(name)
-                    .backend(storage.clone().poll_with_interval(poll))
-                    .concurrency(concurrency)
-                    .data(data)
-                    .build(handle)
-                    .run_until(signal),
-            ),
-        });
-    }
-    shutdown.await;
-    info!("shutting down: finishing publishes in flight");
-    let _ = stop_tx.send(true);
-    for worker in workers {
-        match worker.await {
-            Ok(Err(e)) => warn!(error = %e, "worker stopped with an error"),
-            Err(e) => warn!(error = %e, "worker task panicked"),
-            Ok(Ok(())) => {}
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.tokens.lock() {
+            set.remove(&self.token);
         }
     }
-    let _ = sweeper.await;
-    Ok(())
 }
 
 pub(crate) fn format_ms(ms: i64) -> String {

@@ -36,6 +36,11 @@ impl From<ServiceError> for ApiError {
                 message: "the post is not valid for its channels".into(),
                 details: errors.iter().map(ToString::to_string).collect(),
             },
+            ServiceError::InvalidItems(errors) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: "posts are not valid; nothing was stored".into(),
+                details: errors.iter().map(ToString::to_string).collect(),
+            },
             ServiceError::BadRequest(message) => Self::bad_request(message),
             ServiceError::Store(e) => e.into(),
             ServiceError::Scheduler(e) => internal(&e),

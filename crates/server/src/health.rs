@@ -19,9 +19,13 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let reasons = not_ready_reasons(&state).await;
+    let (reasons, behind) = not_ready_reasons(&state).await;
     if reasons.is_empty() {
-        (StatusCode::OK, Json(json!({ "ready": true })))
+        let mut body = json!({ "ready": true });
+        if let Some(behind) = behind {
+            body["behind"] = json!(behind);
+        }
+        (StatusCode::OK, Json(body))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -30,10 +34,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn not_ready_reasons(state: &AppState) -> Vec<String> {
+/// Why the process is not ready, and (when ready) whether it is behind: a
+/// due backlog that is draining (the dispatcher claimed something recently)
+/// is "behind", not stuck; due work with no claim for a while is stuck.
+async fn not_ready_reasons(state: &AppState) -> (Vec<String>, Option<String>) {
     let store = state.service.store();
     if let Err(e) = store.ping().await {
-        return vec![format!("database unreachable: {e}")];
+        return (vec![format!("database unreachable: {e}")], None);
     }
     let mut reasons = Vec::new();
     let now = now_ms();
@@ -48,23 +55,33 @@ async fn not_ready_reasons(state: &AppState) -> Vec<String> {
         }
     }
     let stuck_ms = state.scheduler.stuck_after_secs as i64 * 1000;
+    let mut behind = None;
     match store.overdue(now - stuck_ms, 1).await {
         Ok(stuck) => {
             if let Some(t) = stuck.first() {
                 let due = t.not_before_ms.unwrap_or(now);
-                reasons.push(format!(
-                    "queue stuck: target {} (post {}, channel `{}`) was due at {}, {}s ago, and has not been picked up",
+                let draining = state
+                    .health
+                    .as_ref()
+                    .is_some_and(|h| now - h.last_claim_ms() <= stuck_ms);
+                let what = format!(
+                    "target {} (post {}, channel `{}`) was due at {}, {}s ago",
                     t.id,
                     t.post_id,
                     t.channel,
                     format_time(due).unwrap_or_default(),
                     (now - due) / 1000
-                ));
+                );
+                if draining {
+                    behind = Some(format!("draining a backlog: {what}"));
+                } else {
+                    reasons.push(format!("queue stuck: {what}, and has not been picked up"));
+                }
             }
         }
         Err(e) => reasons.push(format!("could not read the queue: {e}")),
     }
-    reasons
+    (reasons, behind)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -17,6 +17,8 @@ use clarion_core::Secret;
 use clarion_scheduler::{Health, Metrics, PostService, SchedulerConfig};
 use serde::Deserialize;
 
+pub use api::create_post::{FieldError, MediaRequest, PostRequest, json_field_error};
+pub use api::create_posts_bulk::MAX_BULK_POSTS;
 pub use error::ApiError;
 pub use view::{AttemptView, PostView, TargetView, format_time};
 
@@ -56,6 +58,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/posts",
             post(api::create_post::handler).get(api::list_posts::handler),
+        )
+        .route(
+            "/posts/bulk",
+            post(api::create_posts_bulk::handler).layer(axum::extract::DefaultBodyLimit::max(
+                api::create_posts_bulk::MAX_BULK_BYTES,
+            )),
         )
         .route("/posts/{id}", get(api::show_post::handler))
         .route("/posts/{id}/schedule", post(api::schedule_post::handler))

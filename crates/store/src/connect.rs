@@ -82,6 +82,16 @@ impl Store {
         matches!(self.pool, DbPool::Postgres(_))
     }
 
+    /// The SQLite database file, if this is one (not PostgreSQL, not
+    /// in-memory). Clarion keeps its key file beside it.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.is_postgres() || self.url.contains(":memory:") || self.url.contains("mode=memory") {
+            return None;
+        }
+        let options = sqlite_options(&self.url).ok()?;
+        Some(options.get_filename().to_path_buf())
+    }
+
     /// Runs `setup` on a private one-connection pool, under a lock when on
     /// PostgreSQL, so that several processes starting together migrate once
     /// and schema pragmas (apalis sets `synchronous = OFF`) never leak into

@@ -14,4 +14,10 @@ pub enum StoreError {
     Conflict { id: i32, reason: String },
     #[error(transparent)]
     Status(#[from] StatusError),
+    /// The adapter-state key: a missing or unreadable key file, a bad passphrase setup.
+    #[error("secret key: {0}")]
+    Key(String),
+    /// The database answered something Clarion's own writes cannot explain.
+    #[error("database returned an unexpected result: {0}")]
+    Inconsistent(String),
 }

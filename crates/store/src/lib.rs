@@ -10,14 +10,16 @@ mod connect;
 pub mod entity;
 mod error;
 mod posts;
+mod secret_key;
 mod targets;
 
-pub use adapter_state::{DbAdapterStore, SecretKey};
+pub use adapter_state::DbAdapterStore;
 pub use connect::{DbPool, Store};
 pub use entity::{channel, post, publish_attempt, target};
 pub use error::StoreError;
 pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, SyncOutcome, SyncResult};
-pub use targets::{AttemptRecord, Claim, Enqueue, StatusCount};
+pub use secret_key::{KEY_FILE_NAME, META_SCOPE, SecretKey};
+pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, ErrorClassName, Finish, StatusCount};
 
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_ms() -> i64 {

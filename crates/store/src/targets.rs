@@ -2,9 +2,9 @@
 //! database decides which worker owns a target, not the queue.
 
 use clarion_core::TargetStatus;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ColumnTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
 };
 
@@ -52,6 +52,158 @@ pub struct AttemptRecord {
     pub message: Option<String>,
 }
 
+/// Who claims, and the values every claim in one batch shares.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimBatch<'a> {
+    /// The process (for people reading the table and the attempts).
+    pub worker: &'a str,
+    /// Unique per claim batch; each claim's token is `<batch>:<target id>`.
+    pub batch: &'a str,
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+}
+
+impl ClaimBatch<'_> {
+    /// The token the claim of `target_id` in this batch carries.
+    pub fn token_for(&self, target_id: i32) -> String {
+        format!("{}:{target_id}", self.batch)
+    }
+}
+
+/// One finished attempt to record: the claim that made it, what happened,
+/// and where the target goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub token: String,
+    pub attempt: AttemptRecord,
+    pub next: Claim,
+}
+
+/// Attempts recorded per statement: well inside SQLite's and PostgreSQL's
+/// bound-parameter limits (10 per attempt row).
+const FINISH_CHUNK: usize = 250;
+
+/// Outcome names stored in `last_outcome` that the scheduler reads back.
+pub struct ErrorClassName;
+
+impl ErrorClassName {
+    pub const OUTCOME_UNKNOWN: &'static str = "outcome_unknown";
+}
+
+/// Moves all `published` entries of a batch on in one statement; returns
+/// the tokens whose claim still held.
+async fn publish_many(
+    txn: &DatabaseTransaction,
+    entries: &[&Finish],
+) -> Result<Vec<String>, StoreError> {
+    let mut post_id = Expr::case(Expr::val(false), Expr::val(Option::<String>::None));
+    let mut url = Expr::case(Expr::val(false), Expr::val(Option::<String>::None));
+    let mut at = Expr::case(Expr::val(false), Expr::val(0i64));
+    for f in entries {
+        let Claim::Published {
+            platform_post_id,
+            url: link,
+        } = &f.next
+        else {
+            continue;
+        };
+        let this = target::Column::ClaimToken.eq(f.token.clone());
+        post_id = post_id.case(this.clone(), Expr::val(platform_post_id.clone()));
+        url = url.case(this.clone(), Expr::val(link.clone()));
+        at = at.case(this, Expr::val(f.attempt.finished_at_ms));
+    }
+    let tokens: Vec<String> = entries.iter().map(|f| f.token.clone()).collect();
+    let now = entries
+        .iter()
+        .map(|f| f.attempt.finished_at_ms)
+        .max()
+        .unwrap_or_else(now_ms);
+    let rows = target::Entity::update_many()
+        .col_expr(
+            target::Column::Status,
+            TargetStatus::Published.as_str().into(),
+        )
+        .col_expr(target::Column::PlatformPostId, post_id.into())
+        .col_expr(target::Column::PlatformUrl, url.into())
+        .col_expr(target::Column::PublishedAtMs, at.into())
+        .col_expr(target::Column::LastOutcome, "published".into())
+        .col_expr(
+            target::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            target::Column::LeaseUntilMs,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(target::Column::UpdatedAtMs, now.into())
+        .filter(target::Column::ClaimToken.is_in(tokens))
+        .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+        .exec_with_returning(txn)
+        .await?;
+    Ok(rows.into_iter().filter_map(|t| t.claim_token).collect())
+}
+
+/// Moves one target on (the batch path writes published ones together).
+async fn finish_one(txn: &DatabaseTransaction, f: &Finish) -> Result<bool, StoreError> {
+    let now = f.attempt.finished_at_ms;
+    let mut update = target::Entity::update_many()
+        .col_expr(target::Column::UpdatedAtMs, now.into())
+        .col_expr(
+            target::Column::LastOutcome,
+            f.attempt.outcome.clone().into(),
+        )
+        .col_expr(
+            target::Column::LeaseUntilMs,
+            Expr::value(Option::<i64>::None),
+        );
+    update = match &f.next {
+        Claim::Published {
+            platform_post_id,
+            url,
+        } => update
+            .col_expr(
+                target::Column::Status,
+                TargetStatus::Published.as_str().into(),
+            )
+            .col_expr(
+                target::Column::PlatformPostId,
+                platform_post_id.clone().into(),
+            )
+            .col_expr(target::Column::PlatformUrl, url.clone().into())
+            .col_expr(target::Column::PublishedAtMs, now.into())
+            .col_expr(
+                target::Column::LastError,
+                Expr::value(Option::<String>::None),
+            ),
+        Claim::Retry {
+            not_before_ms,
+            error,
+        } => update
+            .col_expr(
+                target::Column::Status,
+                TargetStatus::Scheduled.as_str().into(),
+            )
+            .col_expr(target::Column::NotBeforeMs, (*not_before_ms).into())
+            .col_expr(target::Column::LastError, error.clone().into()),
+        Claim::Failed { error } => update
+            .col_expr(target::Column::Status, TargetStatus::Failed.as_str().into())
+            .col_expr(target::Column::LastError, error.clone().into()),
+        Claim::OutcomeUnknown { error } => update
+            .col_expr(
+                target::Column::Status,
+                TargetStatus::OutcomeUnknown.as_str().into(),
+            )
+            .col_expr(target::Column::LastError, error.clone().into()),
+    };
+    let result = update
+        .filter(target::Column::Id.eq(f.attempt.target_id))
+        .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+        .filter(target::Column::ClaimToken.eq(f.token.clone()))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
 pub struct StatusCount {
     pub status: String,
@@ -63,68 +215,153 @@ impl Store {
         Ok(target::Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    /// `scheduled` -> `publishing`, only if the target is still scheduled for
-    /// `not_before_ms`. Returns the claimed row, or None if another worker
-    /// (or an edit, or a cancel) got there first. One statement: the
-    /// database, not the queue, decides who publishes.
-    pub async fn claim(
+    /// Claims up to `limit` scheduled targets due by `due_by_ms`, oldest
+    /// first, skipping `skip_channels` (paced or paused in this process), or
+    /// of `only_channel`:
+    /// `scheduled` -> `publishing` in one statement. Each claim gets its own
+    /// token (`<batch>:<id>`); only that token may write the result. On
+    /// PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so
+    /// processes claiming at once split the work instead of queueing on each
+    /// other's rows; the outer `status` guard keeps "one winner" either way.
+    pub async fn claim_due(
         &self,
-        id: i32,
-        not_before_ms: i64,
-        worker: &str,
-        lease_until_ms: i64,
-    ) -> Result<Option<target::Model>, StoreError> {
-        let claimed = target::Entity::update_many()
+        claim: &ClaimBatch<'_>,
+        due_by_ms: i64,
+        limit: u64,
+        skip_channels: &[String],
+        only_channel: Option<&str>,
+    ) -> Result<Vec<target::Model>, StoreError> {
+        let mut candidates = Query::select();
+        candidates
+            .column(target::Column::Id)
+            .from(target::Entity)
+            .and_where(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
+            .and_where(target::Column::NotBeforeMs.lte(due_by_ms))
+            .order_by(target::Column::NotBeforeMs, Order::Asc)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        if !skip_channels.is_empty() {
+            candidates.and_where(target::Column::Channel.is_not_in(skip_channels.iter().cloned()));
+        }
+        if let Some(channel) = only_channel {
+            candidates.and_where(target::Column::Channel.eq(channel));
+        }
+        let claimed = self
+            .claim_update(claim)
             .col_expr(
                 target::Column::Status,
                 TargetStatus::Publishing.as_str().into(),
             )
             .col_expr(
-                target::Column::Attempts,
-                Expr::col(target::Column::Attempts).add(1),
+                target::Column::FirstSentAtMs,
+                Expr::cust_with_values(
+                    self.sql_param("COALESCE(first_sent_at_ms, ?)"),
+                    [claim.now_ms],
+                ),
             )
-            .col_expr(target::Column::ClaimedBy, worker.into())
-            .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
-            .col_expr(target::Column::UpdatedAtMs, now_ms().into())
-            .filter(target::Column::Id.eq(id))
+            .filter(target::Column::Id.in_subquery(candidates))
             .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
-            .filter(target::Column::NotBeforeMs.eq(not_before_ms))
             .exec_with_returning(&self.db)
             .await?;
-        Ok(claimed.into_iter().next())
+        Ok(claimed)
     }
 
-    /// Takes over a `publishing` target whose lease ran out (its worker died
-    /// mid-publish), keeping its idempotency key.
-    pub async fn reclaim_expired(
-        &self,
-        id: i32,
-        now: i64,
-        worker: &str,
-        lease_until_ms: i64,
-    ) -> Result<Option<target::Model>, StoreError> {
-        let claimed = target::Entity::update_many()
+    /// A custom SQL fragment with one `?` parameter, in this database's
+    /// placeholder style (PostgreSQL numbers them).
+    fn sql_param(&self, sql: &'static str) -> String {
+        if self.is_postgres() {
+            sql.replace('?', "$1")
+        } else {
+            sql.to_owned()
+        }
+    }
+
+    /// The columns every claim sets: a new token, the lease, one more attempt.
+    fn claim_update(&self, claim: &ClaimBatch<'_>) -> sea_orm::UpdateMany<target::Entity> {
+        target::Entity::update_many()
             .col_expr(
                 target::Column::Attempts,
                 Expr::col(target::Column::Attempts).add(1),
             )
-            .col_expr(target::Column::ClaimedBy, worker.into())
-            .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
-            .col_expr(target::Column::UpdatedAtMs, now.into())
+            .col_expr(target::Column::ClaimedBy, claim.worker.into())
+            .col_expr(
+                target::Column::ClaimToken,
+                Expr::cust_with_values(
+                    self.sql_param("? || ':' || CAST(id AS TEXT)"),
+                    [claim.batch.to_owned()],
+                ),
+            )
+            .col_expr(target::Column::LeaseUntilMs, claim.lease_until_ms.into())
+            .col_expr(target::Column::UpdatedAtMs, claim.now_ms.into())
+    }
+
+    /// When the next scheduled target (outside `skip_channels`) is due.
+    pub async fn next_due_ms(&self, skip_channels: &[String]) -> Result<Option<i64>, StoreError> {
+        let mut query = target::Entity::find()
+            .select_only()
+            .column_as(target::Column::NotBeforeMs.min(), "min")
+            .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()));
+        if !skip_channels.is_empty() {
+            query = query.filter(target::Column::Channel.is_not_in(skip_channels.iter().cloned()));
+        }
+        Ok(query
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?
+            .flatten())
+    }
+
+    /// Takes over a `publishing` target whose lease ran out (its worker died
+    /// mid-publish, or lost the database for longer than a lease), keeping
+    /// its idempotency key. The outcome of the dead claim's attempt is
+    /// unknown, and is recorded as such, with `reason` as the last error.
+    pub async fn reclaim_expired(
+        &self,
+        id: i32,
+        claim: &ClaimBatch<'_>,
+        reason: &str,
+    ) -> Result<Option<target::Model>, StoreError> {
+        let claimed = self
+            .claim_update(claim)
+            .col_expr(
+                target::Column::LastOutcome,
+                ErrorClassName::OUTCOME_UNKNOWN.into(),
+            )
+            .col_expr(target::Column::LastError, reason.into())
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
-            .filter(target::Column::LeaseUntilMs.lt(now))
+            .filter(target::Column::LeaseUntilMs.lt(claim.now_ms))
             .exec_with_returning(&self.db)
             .await?;
         Ok(claimed.into_iter().next())
     }
 
+    /// Extends the leases of claims still being worked on. Returns how many
+    /// were extended (a claim taken over or finished is not).
+    pub async fn renew_leases(
+        &self,
+        tokens: &[String],
+        lease_until_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut renewed = 0;
+        for chunk in tokens.chunks(500) {
+            renewed += target::Entity::update_many()
+                .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
+                .filter(target::Column::ClaimToken.is_in(chunk.iter().cloned()))
+                .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(renewed)
+    }
+
     /// Records the receipts of the thread parts published so far, while
-    /// `worker` still holds the claim, so a retry resumes after them.
+    /// the claim `token` still holds, so a retry resumes after them.
     pub async fn record_thread_progress(
         &self,
         id: i32,
-        worker: &str,
+        token: &str,
         progress: &[clarion_core::PublishReceipt],
     ) -> Result<bool, StoreError> {
         let progress = serde_json::to_string(progress).unwrap_or_else(|_| "[]".to_owned());
@@ -133,7 +370,7 @@ impl Store {
             .col_expr(target::Column::UpdatedAtMs, now_ms().into())
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
-            .filter(target::Column::ClaimedBy.eq(worker))
+            .filter(target::Column::ClaimToken.eq(token))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
@@ -144,7 +381,7 @@ impl Store {
     pub async fn release_claim(
         &self,
         id: i32,
-        worker: &str,
+        token: &str,
         not_before_ms: i64,
     ) -> Result<bool, StoreError> {
         let result = target::Entity::update_many()
@@ -162,96 +399,98 @@ impl Store {
                 Expr::value(Option::<String>::None),
             )
             .col_expr(
+                target::Column::ClaimToken,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
                 target::Column::LeaseUntilMs,
                 Expr::value(Option::<i64>::None),
             )
             .col_expr(target::Column::UpdatedAtMs, now_ms().into())
             .filter(target::Column::Id.eq(id))
             .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
-            .filter(target::Column::ClaimedBy.eq(worker))
+            .filter(target::Column::ClaimToken.eq(token))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
     }
 
-    /// Records an attempt and moves the claimed target on, in one
-    /// transaction. Returns false (and changes no target) if `worker` no
-    /// longer holds the claim.
+    /// Records one attempt and moves its claimed target on. Returns false
+    /// (and changes no target) if the claim `token` no longer holds.
     pub async fn finish_attempt(
         &self,
+        token: &str,
         attempt: AttemptRecord,
         next: Claim,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
-        let target_id = attempt.target_id;
-        let worker = attempt.worker.clone();
-        let now = attempt.finished_at_ms;
-        publish_attempt::ActiveModel {
-            target_id: Set(attempt.target_id),
-            attempt_no: Set(attempt.attempt_no),
-            worker: Set(attempt.worker),
-            started_at_ms: Set(attempt.started_at_ms),
-            finished_at_ms: Set(attempt.finished_at_ms),
-            outcome: Set(attempt.outcome),
-            http_status: Set(attempt.http_status),
-            retry_after_ms: Set(attempt.retry_after_ms),
-            platform_post_id: Set(attempt.platform_post_id),
-            message: Set(attempt.message),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        let applied = self
+            .finish_attempts(vec![Finish {
+                token: token.to_owned(),
+                attempt,
+                next,
+            }])
+            .await?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
 
-        let mut update = target::Entity::update_many()
-            .col_expr(target::Column::UpdatedAtMs, now.into())
-            .col_expr(
-                target::Column::LeaseUntilMs,
-                Expr::value(Option::<i64>::None),
-            );
-        update = match next {
-            Claim::Published {
-                platform_post_id,
-                url,
-            } => update
-                .col_expr(
-                    target::Column::Status,
-                    TargetStatus::Published.as_str().into(),
-                )
-                .col_expr(target::Column::PlatformPostId, platform_post_id.into())
-                .col_expr(target::Column::PlatformUrl, url.into())
-                .col_expr(target::Column::PublishedAtMs, now.into())
-                .col_expr(
-                    target::Column::LastError,
-                    Expr::value(Option::<String>::None),
-                ),
-            Claim::Retry {
-                not_before_ms,
-                error,
-            } => update
-                .col_expr(
-                    target::Column::Status,
-                    TargetStatus::Scheduled.as_str().into(),
-                )
-                .col_expr(target::Column::NotBeforeMs, not_before_ms.into())
-                .col_expr(target::Column::LastError, error.into()),
-            Claim::Failed { error } => update
-                .col_expr(target::Column::Status, TargetStatus::Failed.as_str().into())
-                .col_expr(target::Column::LastError, error.into()),
-            Claim::OutcomeUnknown { error } => update
-                .col_expr(
-                    target::Column::Status,
-                    TargetStatus::OutcomeUnknown.as_str().into(),
-                )
-                .col_expr(target::Column::LastError, error.into()),
-        };
-        let result = update
-            .filter(target::Column::Id.eq(target_id))
-            .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
-            .filter(target::Column::ClaimedBy.eq(worker))
+    /// Records many attempts and moves their targets on, in one transaction:
+    /// one multi-row insert for the attempts, one statement for all the
+    /// targets that were published, one per other outcome. Returns, per
+    /// entry, whether its claim still held (if not, only the attempt is
+    /// recorded and the target is left to whoever holds it now).
+    ///
+    /// Batching is what makes a large drain cheap: the per-statement cost
+    /// (a round trip to SQLite's connection thread, or to PostgreSQL) is
+    /// paid once per batch instead of once per post.
+    pub async fn finish_attempts(&self, batch: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin().await?;
+        let mut applied_tokens = std::collections::HashSet::new();
+        for chunk in batch.chunks(FINISH_CHUNK) {
+            publish_attempt::Entity::insert_many(chunk.iter().map(|f| {
+                let a = &f.attempt;
+                publish_attempt::ActiveModel {
+                    target_id: Set(a.target_id),
+                    attempt_no: Set(a.attempt_no),
+                    worker: Set(a.worker.clone()),
+                    started_at_ms: Set(a.started_at_ms),
+                    finished_at_ms: Set(a.finished_at_ms),
+                    outcome: Set(a.outcome.clone()),
+                    http_status: Set(a.http_status),
+                    retry_after_ms: Set(a.retry_after_ms),
+                    platform_post_id: Set(a.platform_post_id.clone()),
+                    message: Set(a.message.clone()),
+                    ..Default::default()
+                }
+            }))
             .exec(&txn)
             .await?;
+
+            let published: Vec<&Finish> = chunk
+                .iter()
+                .filter(|f| matches!(f.next, Claim::Published { .. }))
+                .collect();
+            if !published.is_empty() {
+                for id in publish_many(&txn, &published).await? {
+                    applied_tokens.insert(id);
+                }
+            }
+            for f in chunk
+                .iter()
+                .filter(|f| !matches!(f.next, Claim::Published { .. }))
+            {
+                if finish_one(&txn, f).await? {
+                    applied_tokens.insert(f.token.clone());
+                }
+            }
+        }
         txn.commit().await?;
-        Ok(result.rows_affected == 1)
+        Ok(batch
+            .iter()
+            .map(|f| applied_tokens.contains(&f.token))
+            .collect())
     }
 
     /// Targets left `publishing` by a worker that stopped before finishing.

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use clarion_core::hash::fnv1a64;
+
 /// What a span of text is, before mentions are resolved to DIDs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Feature {
@@ -210,15 +212,6 @@ pub(crate) fn record_key(idempotency_key: &str, scheduled_at_ms: i64, probe: u64
             ALPHABET[((n >> shift) & 31) as usize] as char
         })
         .collect()
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 #[cfg(test)]

@@ -667,9 +667,10 @@ impl ChannelAdapter for BlueskyAdapter {
 
     /// Honoured through the record key: a resend of the same key targets
     /// the same rkey, cannot create a second post, and is answered with the
-    /// record the first attempt created (see [`maybe_duplicate`]).
+    /// record the first attempt created (see [`maybe_duplicate`]). The
+    /// adapter looks that record up itself, so the key never expires.
     fn idempotency(&self) -> Idempotency {
-        Idempotency::Honoured
+        Idempotency::honoured_for(Idempotency::FOREVER)
     }
 
     fn thread_style(&self) -> ThreadStyle {

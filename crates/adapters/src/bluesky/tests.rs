@@ -282,6 +282,7 @@ async fn publish(
             post_id: 1,
             target_id: 2,
             scheduled_at_ms: 1_764_158_400_000,
+            budget: std::time::Duration::from_secs(30),
         })
         .await
 }

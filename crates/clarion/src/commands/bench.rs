@@ -38,17 +38,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0.0)]
         spread_secs: f64,
     },
+    /// Create N posts through the HTTP API (one request per post, or bulk)
+    /// and measure posts/s.
+    Create(super::bench_create::CreateArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
 
 pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
-    let BenchCommand::Schedule {
-        posts,
-        database_url,
-        lead_secs,
-        spread_secs,
-    } = cmd;
+    let (posts, database_url, lead_secs, spread_secs) = match cmd {
+        BenchCommand::Schedule {
+            posts,
+            database_url,
+            lead_secs,
+            spread_secs,
+        } => (posts, database_url, lead_secs, spread_secs),
+        BenchCommand::Create(args) => return super::bench_create::run(args, config).await,
+    };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;
     scratch.drop_it().await;
@@ -298,14 +304,14 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// A throw-away database for one bench run.
-struct Scratch {
-    url: String,
+pub(super) struct Scratch {
+    pub(super) url: String,
     admin: Option<(String, String)>,
     file: Option<std::path::PathBuf>,
 }
 
 impl Scratch {
-    async fn create(server_url: Option<&str>) -> anyhow::Result<Self> {
+    pub(super) async fn create(server_url: Option<&str>) -> anyhow::Result<Self> {
         let name = format!("clarion_bench_{}", std::process::id());
         match server_url {
             None => {
@@ -334,7 +340,7 @@ impl Scratch {
         }
     }
 
-    async fn drop_it(self) {
+    pub(super) async fn drop_it(self) {
         if let Some(file) = &self.file {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));

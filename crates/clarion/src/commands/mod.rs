@@ -1,9 +1,11 @@
 //! One module per top-level command.
 
 pub mod bench;
+pub mod bench_create;
 pub mod channels;
 pub mod content;
 pub mod post;
+pub mod post_import;
 pub mod queue;
 pub mod run;
 

@@ -84,6 +84,8 @@ pub enum PostCommand {
     },
     /// Cancel every target that has not been handed to a platform.
     Cancel { id: i32 },
+    /// Create many posts from a CSV or JSON Lines file: all, or none if any line is refused.
+    Import(super::post_import::ImportArgs),
 }
 
 pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
@@ -182,6 +184,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 print_view(&view);
             }
         }
+        PostCommand::Import(args) => super::post_import::run(args, &app).await?,
         PostCommand::Cancel { id } => {
             let detail = app.service.cancel(id).await.map_err(service_error)?;
             println!("post {id} cancelled where it had not gone out");

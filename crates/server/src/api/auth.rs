@@ -2,6 +2,8 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{ApiError, AppState};
 
@@ -22,7 +24,7 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match given {
         Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => {
             next.run(request).await
@@ -36,12 +38,20 @@ pub async fn require_token(
     }
 }
 
-/// Compares without an early exit, so timing does not leak the token.
+/// The token of an `Authorization: Bearer <token>` value. The scheme name
+/// is case-insensitive (RFC 9110 §11.1), so `bearer x` works too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// Compares in constant time. Both sides are hashed first, so neither the
+/// token's contents nor its length show in the timing.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 #[cfg(test)]
@@ -51,5 +61,17 @@ mod tests {
         assert!(super::constant_time_eq(b"abc", b"abc"));
         assert!(!super::constant_time_eq(b"abc", b"abd"));
         assert!(!super::constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_other_schemes_are_refused() {
+        assert_eq!(super::bearer_token("Bearer t0k"), Some("t0k"));
+        assert_eq!(super::bearer_token("bearer t0k"), Some("t0k"));
+        assert_eq!(super::bearer_token("BEARER  t0k"), Some("t0k"));
+        assert_eq!(super::bearer_token("Basic dTpw"), None);
+        assert_eq!(super::bearer_token("Bearer"), None);
+        // Different lengths compare through equal-length digests.
+        assert!(!super::constant_time_eq(b"", b"t"));
+        assert!(super::constant_time_eq(b"", b""));
     }
 }

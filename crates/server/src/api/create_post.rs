@@ -9,75 +9,124 @@ use axum::http::StatusCode;
 use clarion_scheduler::PostInput;
 use serde::Deserialize;
 
-use super::{parse_json, parse_time, post_view};
+use super::{parse_json, parse_rfc3339};
 use crate::{ApiError, AppState, PostView};
 
-#[derive(Debug, Deserialize)]
+/// One post as JSON: the body of `POST /api/v1/posts`, each item of
+/// `POST /api/v1/posts/bulk`, each line of `clarion post import` (JSON Lines).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreatePost {
-    body: String,
-    channels: Vec<String>,
+pub struct PostRequest {
+    pub body: String,
+    pub channels: Vec<String>,
     /// RFC 3339; omitted = now (unless `draft`).
-    at: Option<String>,
+    pub at: Option<String>,
     #[serde(default)]
-    draft: bool,
-    template: Option<String>,
+    pub draft: bool,
+    pub template: Option<String>,
     #[serde(default)]
-    vars: serde_json::Map<String, serde_json::Value>,
-    campaign: Option<String>,
-    author: Option<String>,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub campaign: Option<String>,
+    pub author: Option<String>,
     #[serde(default)]
-    overrides: BTreeMap<String, String>,
+    pub overrides: BTreeMap<String, String>,
     /// Split into thread parts at lines that are exactly `---`.
     #[serde(default)]
-    thread: bool,
+    pub thread: bool,
     /// Local files on the server: `[{"path": "...", "alt": "..."}]`.
     #[serde(default)]
-    media: Vec<MediaInput>,
+    pub media: Vec<MediaRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MediaInput {
-    path: String,
+pub struct MediaRequest {
+    pub path: String,
     #[serde(default)]
-    alt: String,
+    pub alt: String,
+}
+
+/// A field of a [`PostRequest`] that cannot be taken as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl PostRequest {
+    /// What the post service takes: `at` parsed, media files described.
+    /// The error names its field (`at`, `media[0]`).
+    pub fn into_input(self) -> Result<PostInput, FieldError> {
+        let at = self
+            .at
+            .as_deref()
+            .map(parse_rfc3339)
+            .transpose()
+            .map_err(|message| FieldError {
+                field: "at".into(),
+                message,
+            })?;
+        let media = self
+            .media
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                clarion_content::describe_media(std::path::Path::new(&m.path), m.alt).map_err(|e| {
+                    FieldError {
+                        field: format!("media[{i}]"),
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PostInput {
+            body: self.body,
+            template: self.template,
+            vars: self.vars,
+            campaign: self.campaign,
+            author: self.author,
+            channels: self.channels,
+            overrides: self.overrides,
+            at,
+            draft: self.draft,
+            thread: self.thread,
+            media,
+        })
+    }
+}
+
+/// A serde error about one post, its field pulled out of the message
+/// (``missing field `channels` `` becomes `channels: missing field`), so
+/// a reader of `posts[3].channels: ...` or `file:3: channels: ...` looks at
+/// the right place. Other errors keep serde's words under `(json)`.
+pub fn json_field_error(error: &serde_json::Error) -> FieldError {
+    let message = error.to_string();
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((field, tail)) = rest.split_once('`')
+        {
+            return FieldError {
+                field: field.to_owned(),
+                message: format!("{}{tail}", prefix.trim_end_matches(" `")),
+            };
+        }
+    }
+    FieldError {
+        field: "(json)".to_owned(),
+        message,
+    }
 }
 
 pub async fn handler(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
-    let request: CreatePost = parse_json(&body)?;
-    let at = request
-        .at
-        .as_deref()
-        .map(|v| parse_time("at", v))
-        .transpose()?;
-    let media = request
-        .media
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            clarion_content::describe_media(std::path::Path::new(&m.path), m.alt)
-                .map_err(|e| ApiError::bad_request(format!("media[{i}]: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let detail = state
-        .service
-        .create(PostInput {
-            body: request.body,
-            template: request.template,
-            vars: request.vars,
-            campaign: request.campaign,
-            author: request.author,
-            channels: request.channels,
-            overrides: request.overrides,
-            at,
-            draft: request.draft,
-            thread: request.thread,
-            media,
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(post_view(&state, detail).await?)))
+    let request: PostRequest = parse_json(&body)?;
+    let input = request
+        .into_input()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let detail = state.service.create(input).await?;
+    // A post created this moment has no publish attempts to show.
+    Ok((StatusCode::CREATED, Json(PostView::new(&detail, &[]))))
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cancel_post;
 pub mod create_post;
+pub mod create_posts_bulk;
 pub mod list_posts;
 pub mod queue_status;
 pub mod schedule_post;
@@ -25,12 +26,17 @@ pub(crate) fn parse_time(
     field: &str,
     value: &str,
 ) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    parse_rfc3339(value).map_err(|message| ApiError::bad_request(format!("{field}: {message}")))
+}
+
+/// Parses an RFC 3339 time; the error says what is expected.
+pub(crate) fn parse_rfc3339(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| {
-            ApiError::bad_request(format!(
-                "{field}: `{value}` is not an RFC 3339 time with an offset ({e}); e.g. 2026-12-01T09:00:00Z"
-            ))
+            format!(
+                "`{value}` is not an RFC 3339 time with an offset ({e}); e.g. 2026-12-01T09:00:00Z"
+            )
         })
 }
 

@@ -32,7 +32,14 @@ pub struct Model {
     pub attempts: i32,
     /// While `publishing`: the claim is the worker's until then.
     pub lease_until_ms: Option<i64>,
+    /// The process that holds the claim (for people reading the table).
     pub claimed_by: Option<String>,
+    /// Unique per claim: only the claim that made a result may write it.
+    pub claim_token: Option<String>,
+    /// When the idempotency key was first used, for the platform's dedupe window.
+    pub first_sent_at_ms: Option<i64>,
+    /// The class of the last attempt's outcome (`published`, `transient`, ...).
+    pub last_outcome: Option<String>,
     pub platform_post_id: Option<String>,
     pub platform_url: Option<String>,
     pub last_error: Option<String>,
