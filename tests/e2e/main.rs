@@ -4,6 +4,7 @@
 
 mod api;
 mod content;
+mod create;
 mod crash;
 mod harness;
 mod platforms;

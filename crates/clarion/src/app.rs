@@ -194,6 +194,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_channels_table_keeps_secret_references_not_values() {
+        use sea_orm::EntityTrait;
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("CLARION_TEST_APP_HOOK_HEADER", "hdr-v4lue") };
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(
+            dir.path(),
+            &format!(
+                "content_dir = \"{}\"\n\
+                 [[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\n\
+                 headers = {{ \"X-Token\" = {{ env = \"CLARION_TEST_APP_HOOK_HEADER\" }} }}\n",
+                dir.path().join("content").display()
+            ),
+        );
+        let app = App::open(config).await.unwrap();
+        let rows = clarion_store::channel::Entity::find()
+            .all(app.store.connection())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0].settings.contains("CLARION_TEST_APP_HOOK_HEADER"),
+            "{}",
+            rows[0].settings
+        );
+        assert!(
+            !rows[0].settings.contains("hdr-v4lue"),
+            "{}",
+            rows[0].settings
+        );
+    }
+
+    #[tokio::test]
     async fn a_configured_key_file_must_exist_and_excludes_a_passphrase() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("elsewhere.key");

@@ -365,11 +365,7 @@ impl<'s> Writer<'s> {
     fn end(&mut self, tag: TagEnd) {
         let blocks = self.style == Style::Blocks;
         match tag {
-            TagEnd::Paragraph => {
-                if blocks {
-                    self.out.push_str("</p>\n");
-                }
-            }
+            TagEnd::Paragraph if blocks => self.out.push_str("</p>\n"),
             TagEnd::Heading(level) => match self.style {
                 Style::Plain => {}
                 Style::Chat => self.out.push_str("</b>"),

@@ -129,3 +129,110 @@ pub(crate) async fn queue_or_leave_to_sweeper(queue: &PublishQueue, jobs: &[Enqu
         warn!(error = %e, count = jobs.len(), "could not queue publish jobs; the sweeper will re-queue them when due");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SchedulerConfig;
+
+    fn post(body: &str, source_key: Option<&str>) -> NewPost {
+        NewPost {
+            source_key: source_key.map(str::to_owned),
+            body: body.to_owned(),
+            template: None,
+            vars: serde_json::json!({}),
+            campaign: None,
+            author: None,
+            scheduled_at_ms: Some(clarion_store::now_ms() + 3_600_000),
+            content_hash: String::new(),
+            targets: vec![clarion_store::NewTarget {
+                channel: "c".into(),
+                override_body: None,
+                rendered_text: body.to_owned(),
+                parts: vec![body.to_owned()],
+                media: Vec::new(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_caller_does_not_fail_the_others_in_its_batch() {
+        let file = std::env::temp_dir().join(format!(
+            "clarion-writer-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", file.display()), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let queue = PublishQueue::open(&store, &SchedulerConfig::default())
+            .await
+            .unwrap();
+        // The third caller's post takes a source key the second one holds:
+        // the joint transaction fails, and each caller is written alone.
+        let callers = [
+            vec![post("a1", None), post("a2", None)],
+            vec![post("b", Some("k"))],
+            vec![post("c1", None), post("c2", Some("k"))],
+            vec![post("d", None)],
+        ];
+        let mut units = Vec::new();
+        let mut answers = Vec::new();
+        for posts in callers {
+            let (reply, answer) = oneshot::channel();
+            units.push(Unit { posts, reply });
+            answers.push(answer);
+        }
+        write_batch(&store, &queue, units).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        let bodies = |r: &Result<Vec<PostDetail>, StoreError>| -> Vec<String> {
+            r.as_ref()
+                .unwrap()
+                .iter()
+                .map(|d| d.post.body.clone())
+                .collect()
+        };
+        assert_eq!(bodies(&results[0]), ["a1", "a2"]);
+        assert_eq!(bodies(&results[1]), ["b"]);
+        assert!(results[2].is_err(), "the conflicting caller fails, whole");
+        assert_eq!(bodies(&results[3]), ["d"]);
+        let stored: Vec<String> = store
+            .list_posts(&clarion_store::PostFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.post.body)
+            .collect();
+        assert_eq!(stored, ["d", "b", "a2", "a1"], "c1 was not half written");
+
+        // A batch that succeeds hands each caller its own posts, in order.
+        let (mut units, mut answers) = (Vec::new(), Vec::new());
+        for n in 0..5 {
+            let (reply, answer) = oneshot::channel();
+            let posts = (0..n).map(|i| post(&format!("{n}.{i}"), None)).collect();
+            units.push(Unit { posts, reply });
+            answers.push(answer);
+        }
+        write_batch(&store, &queue, units).await;
+        for (n, answer) in answers.into_iter().enumerate() {
+            let details = answer.await.unwrap().unwrap();
+            let got: Vec<String> = details.iter().map(|d| d.post.body.clone()).collect();
+            let want: Vec<String> = (0..n).map(|i| format!("{n}.{i}")).collect();
+            assert_eq!(got, want);
+            for d in &details {
+                assert_eq!(d.targets.len(), 1);
+                assert_eq!(d.targets[0].post_id, d.post.id);
+                assert_eq!(d.targets[0].rendered_text, d.post.body);
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+    }
+}

@@ -17,11 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
-use clarion_store::{ClaimBatch, now_ms};
+use clarion_store::{ClaimBatch, now_ms, target};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::{debug, info, warn};
 
 use crate::queue::{Wake, WorkerBackend};
+use crate::worker::Claimed;
 use crate::{Runtime, SchedulerError};
 
 /// Targets are claimed this long before their moment (and their task waits
@@ -33,18 +34,25 @@ const CLAIM_BATCH: usize = 256;
 
 pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(runtime.config.poll_interval_ms.max(10));
+    let concurrency = runtime.config.concurrency.max(1);
+    // While a backlog drains, wait until a quarter of the slots are free
+    // before claiming again, so each claim statement takes a batch instead
+    // of the one target whose send just finished.
+    let refill = (concurrency / 4).clamp(1, CLAIM_BATCH) as u32;
+    let mut backlog = false;
     loop {
         if *stop.borrow() {
             return;
         }
         let first = tokio::select! {
-            permit = runtime.permits.clone().acquire_owned() => match permit {
+            permit = runtime.permits.clone().acquire_many_owned(if backlog { refill } else { 1 }) => match permit {
                 Ok(p) => p,
                 Err(_) => return,
             },
             _ = stop.changed() => return,
         };
-        let mut permits = vec![first];
+        let mut permits = Vec::with_capacity(CLAIM_BATCH);
+        permits.extend(split_permits(first));
         while permits.len() < CLAIM_BATCH {
             match runtime.permits.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
@@ -65,8 +73,9 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) 
             }
         };
         drop(permits);
-        if claimed == wanted {
-            // All slots filled: more may be due; go again once a slot frees.
+        backlog = claimed == wanted;
+        if backlog {
+            // All slots filled: more may be due; go again once slots free.
             continue;
         }
         let sleep = idle_sleep(&runtime, poll).await;
@@ -80,6 +89,18 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) 
             _ = stop.changed() => return,
         }
     }
+}
+
+/// One permit per claim, so each task returns its own slot when it is done.
+fn split_permits(mut many: OwnedSemaphorePermit) -> Vec<OwnedSemaphorePermit> {
+    let mut one_each = Vec::with_capacity(many.num_permits());
+    while many.num_permits() > 1 {
+        if let Some(one) = many.split(1) {
+            one_each.push(one);
+        }
+    }
+    one_each.push(many);
+    one_each
 }
 
 /// One round of claims; spends permits from `permits` on what it claimed.
@@ -99,7 +120,7 @@ async fn claim_round(
         now_ms: now,
         lease_until_ms: now + runtime.config.lease().as_millis() as i64,
     };
-    let mut claimed = runtime
+    let mut claimed: Vec<(target::Model, Option<Instant>)> = runtime
         .store
         .claim_due(
             &claim,
@@ -108,8 +129,12 @@ async fn claim_round(
             &skip,
             None,
         )
-        .await?;
-    // Paced channels: one target each, and only when the pacer has a slot.
+        .await?
+        .into_iter()
+        .map(|t| (t, None))
+        .collect();
+    // Paced channels: one target each, and only when the pacer has a slot,
+    // which is reserved here so the next round sees the channel busy.
     for channel in paced_channels(runtime) {
         if claimed.len() >= permits.len() {
             break;
@@ -117,23 +142,29 @@ async fn claim_round(
         if paused.contains(&channel) || !runtime.pacer.free_by(&channel, horizon) {
             continue;
         }
-        claimed.extend(
-            runtime
-                .store
-                .claim_due(&claim, now + LOOKAHEAD_MS, 1, &[], Some(&channel))
-                .await?,
-        );
+        for target in runtime
+            .store
+            .claim_due(&claim, now + LOOKAHEAD_MS, 1, &[], Some(&channel))
+            .await?
+        {
+            let slot = runtime.pacer.reserve(&channel, runtime.pace(&channel));
+            claimed.push((target, slot));
+        }
     }
     let n = claimed.len();
     if n > 0 {
         runtime.health.last_claim_ms.store(now, Ordering::Relaxed);
         debug!(count = n, "claimed due targets");
     }
-    for target in claimed {
+    for (target, slot) in claimed {
         let Some(permit) = permits.pop() else { break };
         let token = claim.token_for(target.id);
         let guard = runtime.in_flight.register(token.clone());
-        tokio::spawn(runtime.clone().run_claim(target, token, guard, permit));
+        let claim = Claimed {
+            token,
+            first_slot: slot,
+        };
+        tokio::spawn(runtime.clone().run_claim(target, claim, guard, permit));
     }
     Ok(n)
 }

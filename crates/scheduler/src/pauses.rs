@@ -83,11 +83,17 @@ pub struct Pacer {
 impl Pacer {
     /// Takes this channel's next free slot and waits for it.
     pub async fn wait_turn(&self, channel: &str, pace: Pace) {
-        if !pace.is_paced() {
-            return;
+        if let Some(slot) = self.reserve(channel, pace) {
+            tokio::time::sleep_until(slot.into()).await;
         }
-        let slot = self.take_slot(channel, pace, Instant::now());
-        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    /// Takes this channel's next free slot without waiting for it (the
+    /// dispatcher reserves the slot of a target it claims, so the next
+    /// round sees the channel busy). None when the channel is not paced.
+    pub fn reserve(&self, channel: &str, pace: Pace) -> Option<Instant> {
+        pace.is_paced()
+            .then(|| self.take_slot(channel, pace, Instant::now()))
     }
 
     fn take_slot(&self, channel: &str, pace: Pace, now: Instant) -> Instant {

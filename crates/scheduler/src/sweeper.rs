@@ -121,7 +121,11 @@ pub(crate) async fn recover_expired(runtime: &Arc<Runtime>) -> Result<(), crate:
         );
         let token = claim.token_for(claimed.id);
         let guard = runtime.in_flight.register(token.clone());
-        tokio::spawn(runtime.clone().run_claim(claimed, token, guard, permit));
+        let claim = crate::worker::Claimed {
+            token,
+            first_slot: None,
+        };
+        tokio::spawn(runtime.clone().run_claim(claimed, claim, guard, permit));
     }
     if !alive.is_empty() {
         runtime.store.renew_leases(&alive, lease_until_ms).await?;

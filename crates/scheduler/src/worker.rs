@@ -91,11 +91,12 @@ impl Runtime {
     pub(crate) async fn run_claim(
         self: Arc<Self>,
         target: target::Model,
-        token: String,
+        claim: Claimed,
         guard: InFlightGuard,
         permit: OwnedSemaphorePermit,
     ) {
-        let finished = self.work(&target, &token).await;
+        let finished = self.work(&target, &claim).await;
+        let token = claim.token;
         drop(permit);
         if let Some((attempt, next)) = finished {
             let msg = WriterMsg::Finished(Box::new(Finished {
@@ -119,7 +120,8 @@ impl Runtime {
 
     /// Returns the attempt to record and where the target goes, or None when
     /// the claim was handed back untried.
-    async fn work(&self, target: &target::Model, token: &str) -> Option<(AttemptRecord, Claim)> {
+    async fn work(&self, target: &target::Model, claim: &Claimed) -> Option<(AttemptRecord, Claim)> {
+        let token = claim.token.as_str();
         // Never early: a claim may be taken a little before the target's moment.
         if let Some(at) = target.not_before_ms {
             let wait = at - now_ms();
@@ -178,7 +180,7 @@ impl Runtime {
                 next,
             ));
         }
-        Some(self.attempt(target, token, adapter.as_ref()).await)
+        Some(self.attempt(target, claim, adapter.as_ref()).await)
     }
 
     /// A target whose moment is more than the grace period ago is not sent:
@@ -292,11 +294,11 @@ impl Runtime {
     async fn attempt(
         &self,
         target: &target::Model,
-        token: &str,
+        claim: &Claimed,
         adapter: &dyn ChannelAdapter,
     ) -> (AttemptRecord, Claim) {
         let started = now_ms();
-        let result = self.send_all_parts(target, token, adapter).await;
+        let result = self.send_all_parts(target, claim, adapter).await;
         let finished = now_ms();
         let mut record = AttemptRecord {
             target_id: target.id,
@@ -347,9 +349,11 @@ impl Runtime {
     async fn send_all_parts(
         &self,
         target: &target::Model,
-        token: &str,
+        claim: &Claimed,
         adapter: &dyn ChannelAdapter,
     ) -> Result<PublishReceipt, PublishError> {
+        let token = claim.token.as_str();
+        let mut reserved = claim.first_slot;
         let parts = target.parts();
         let media = target.media();
         let messages = match adapter.thread_style() {
@@ -400,7 +404,10 @@ impl Runtime {
             };
             // The claim is renewed while this waits (see `InFlight`), so a
             // long thread on a paced channel never outlives its lease.
-            self.pacer.wait_turn(&target.channel, pace).await;
+            match reserved.take() {
+                Some(slot) => tokio::time::sleep_until(slot.into()).await,
+                None => self.pacer.wait_turn(&target.channel, pace).await,
+            }
             let receipt = tokio::time::timeout(timeout, adapter.publish(request))
                 .await
                 .unwrap_or_else(|_| {
@@ -477,6 +484,14 @@ impl Runtime {
             }
         }
     }
+}
+
+/// A claim as its task gets it: the token that fences its writes, and the
+/// pacer slot the dispatcher reserved for its first send (paced channels).
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    pub token: String,
+    pub first_slot: Option<std::time::Instant>,
 }
 
 /// The claim tokens this process is working on.

@@ -1,8 +1,10 @@
 //! Posts and their targets: creating, syncing from files, scheduling, cancelling.
 
 use clarion_core::TargetStatus;
+use sea_orm::sea_query::{InsertStatement, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Iterable,
+    IntoActiveModel, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
     TransactionTrait,
 };
 
@@ -80,10 +82,10 @@ impl Store {
     }
 
     /// Creates posts and their targets in one transaction: all of them or
-    /// none. The rows go in as multi-row `INSERT ... RETURNING` statements
-    /// (chunked under the databases' bind-parameter limits), so a batch
-    /// costs four or so round trips to the database, not four per post.
-    /// The details come back in the order of `posts`.
+    /// none. The rows go in as multi-row `INSERT ... RETURNING id`
+    /// statements (chunked under the databases' bind-parameter limits), so a
+    /// batch costs four or so round trips to the database, not four per
+    /// post. The details come back in the order of `posts`.
     pub async fn create_posts(
         &self,
         posts: &[NewPost],
@@ -92,51 +94,45 @@ impl Store {
             return Ok((Vec::new(), Vec::new()));
         }
         let now = now_ms();
+        // The rows as they will be stored; only the ids are the database's.
+        let mut saved: Vec<post::Model> = posts.iter().map(|p| new_post_model(p, now)).collect();
         let txn = self.db.begin().await?;
-        let mut saved: Vec<post::Model> = Vec::with_capacity(posts.len());
-        for chunk in posts.chunks(rows_per_insert(POST_COLUMNS)) {
-            let mut rows = post::Entity::insert_many(chunk.iter().map(|p| post_active(p, now)))
-                .exec_with_returning(&txn)
-                .await?;
-            // One statement numbers its rows in VALUES order on both
-            // databases (SQLite's rowid, PostgreSQL's sequence), but
-            // RETURNING promises no order: sort, then check each row is the
-            // post it stands for. (Two identical posts may swap ids, which
-            // nobody can tell apart.)
-            rows.sort_unstable_by_key(|p| p.id);
-            if rows.len() != chunk.len() || !rows.iter().zip(chunk).all(|(r, p)| is_row_of(r, p)) {
-                return Err(StoreError::Inconsistent(
-                    "inserted posts came back in an unexpected order; nothing was stored".into(),
-                ));
-            }
-            saved.extend(rows);
-        }
-        let mut actives = Vec::with_capacity(posts.iter().map(|p| p.targets.len()).sum());
-        for (new, post) in posts.iter().zip(&saved) {
-            for t in &new.targets {
-                actives.push(new_target_active(post.id, t, new, now));
+        for chunk in saved.chunks_mut(rows_per_insert::<post::Entity>()) {
+            let mut insert = post::Entity::insert_many(chunk.iter().map(insertable)).into_query();
+            insert.returning(Query::returning().column(post::Column::Id));
+            let ids = returned_ids(&txn, &insert, chunk.len()).await?;
+            for (row, (id, _)) in chunk.iter_mut().zip(ids) {
+                row.id = id;
             }
         }
-        let mut targets: Vec<target::Model> = Vec::with_capacity(actives.len());
-        let mut actives = actives.into_iter();
-        loop {
-            let chunk: Vec<target::ActiveModel> = actives
-                .by_ref()
-                .take(rows_per_insert(TARGET_COLUMNS))
-                .collect();
-            if chunk.is_empty() {
-                break;
-            }
-            targets.extend(
-                target::Entity::insert_many(chunk)
-                    .exec_with_returning(&txn)
-                    .await?,
+        let mut targets: Vec<target::Model> = posts
+            .iter()
+            .zip(&saved)
+            .flat_map(|(new, post)| {
+                new.targets
+                    .iter()
+                    .map(move |t| new_target_model(post.id, t, new, now))
+            })
+            .collect();
+        for chunk in targets.chunks_mut(rows_per_insert::<target::Entity>()) {
+            let mut insert =
+                target::Entity::insert_many(chunk.iter().map(insertable)).into_query();
+            insert.returning(
+                Query::returning().columns([target::Column::Id, target::Column::PostId]),
             );
+            let ids = returned_ids(&txn, &insert, chunk.len()).await?;
+            for (row, (id, post_id)) in chunk.iter_mut().zip(ids) {
+                if post_id != Some(row.post_id) {
+                    return Err(StoreError::Inconsistent(
+                        "inserted targets came back out of order; nothing was stored".into(),
+                    ));
+                }
+                row.id = id;
+            }
         }
         txn.commit().await?;
-        targets.sort_unstable_by_key(|t| (t.post_id, t.id));
         let enqueue = enqueue_list(&targets);
-        // `saved` ascends by id, and so do `targets` by post id.
+        // Targets were made post by post, in order.
         let mut rest = targets.into_iter().peekable();
         let details = saved
             .into_iter()
@@ -431,28 +427,101 @@ fn initial_status(scheduled_at_ms: Option<i64>) -> TargetStatus {
     }
 }
 
-/// Columns a new post row sets (all but the id).
-const POST_COLUMNS: usize = 10;
-/// Columns a new target row sets, at most (all but the id and the unset claim/result ones).
-const TARGET_COLUMNS: usize = 16;
 /// Bind parameters per statement: well under SQLite's 32,766 and
 /// PostgreSQL's 65,535.
 const MAX_BIND_PARAMS: usize = 16_000;
 
-fn rows_per_insert(columns: usize) -> usize {
-    (MAX_BIND_PARAMS / columns).max(1)
+/// Rows of `E` one multi-row INSERT may carry.
+fn rows_per_insert<E: EntityTrait>() -> usize {
+    (MAX_BIND_PARAMS / E::Column::iter().count().max(1)).max(1)
 }
 
-/// Whether `row` is the stored form of `new` (every column the caller gave).
-fn is_row_of(row: &post::Model, new: &NewPost) -> bool {
-    row.source_key == new.source_key
-        && row.body == new.body
-        && row.template == new.template
-        && row.campaign == new.campaign
-        && row.author == new.author
-        && row.scheduled_at_ms == new.scheduled_at_ms
-        && row.content_hash == new.content_hash
-        && row.vars == new.vars.to_string()
+/// A row to insert: every column but the id, which the database assigns.
+fn insertable<M, A>(model: &M) -> A
+where
+    M: IntoActiveModel<A> + Clone,
+    A: ActiveModelTrait,
+{
+    let mut active = model.clone().into_active_model().reset_all();
+    for key in <A::Entity as EntityTrait>::PrimaryKey::iter() {
+        active.not_set(key.into_column());
+    }
+    active
+}
+
+/// Runs a multi-row `INSERT ... RETURNING id[, post_id]`; the ids in the
+/// order of the VALUES rows.
+///
+/// One statement numbers its rows in VALUES order on both databases
+/// (SQLite's rowid, PostgreSQL's sequence, which Django's bulk_create relies
+/// on too), but neither promises the order of RETURNING: sort by id.
+async fn returned_ids(
+    txn: &DatabaseTransaction,
+    insert: &InsertStatement,
+    rows: usize,
+) -> Result<Vec<(i32, Option<i32>)>, StoreError> {
+    let mut ids = Vec::with_capacity(rows);
+    for row in txn.query_all(insert).await? {
+        let id: i32 = row.try_get("", "id")?;
+        let post_id: Option<i32> = row.try_get("", "post_id").ok();
+        ids.push((id, post_id));
+    }
+    if ids.len() != rows {
+        return Err(StoreError::Inconsistent(format!(
+            "inserted {rows} rows but {} came back; nothing was stored",
+            ids.len()
+        )));
+    }
+    ids.sort_unstable_by_key(|(id, _)| *id);
+    Ok(ids)
+}
+
+/// A new post row as it will be stored (`id` filled in once inserted).
+fn new_post_model(new: &NewPost, now: i64) -> post::Model {
+    post::Model {
+        id: 0,
+        source_key: new.source_key.clone(),
+        body: new.body.clone(),
+        template: new.template.clone(),
+        vars: new.vars.to_string(),
+        campaign: new.campaign.clone(),
+        author: new.author.clone(),
+        scheduled_at_ms: new.scheduled_at_ms,
+        content_hash: new.content_hash.clone(),
+        created_at_ms: now,
+        updated_at_ms: now,
+    }
+}
+
+/// A new target row as it will be stored (`id` filled in once inserted).
+fn new_target_model(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> target::Model {
+    let at = post.scheduled_at_ms;
+    target::Model {
+        id: 0,
+        post_id,
+        channel: t.channel.clone(),
+        status: initial_status(at).as_str().to_owned(),
+        scheduled_at_ms: at,
+        not_before_ms: at,
+        override_body: t.override_body.clone(),
+        rendered_text: t.rendered_text.clone(),
+        parts: json(&t.parts),
+        media: json(&t.media),
+        thread_progress: "[]".to_owned(),
+        campaign: post.campaign.clone(),
+        idempotency_key: new_idempotency_key(),
+        attempts: 0,
+        lease_until_ms: None,
+        claimed_by: None,
+        claim_token: None,
+        first_sent_at_ms: None,
+        last_outcome: None,
+        platform_post_id: None,
+        platform_url: None,
+        last_error: None,
+        published_at_ms: None,
+        updated_at_ms: now,
+    }
 }
 
 fn post_active(new: &NewPost, now: i64) -> post::ActiveModel {
@@ -471,25 +540,16 @@ fn post_active(new: &NewPost, now: i64) -> post::ActiveModel {
     }
 }
 
+/// A random (v4) UUID. From the thread's CSPRNG, not a system call per key:
+/// a batch of thousands of targets needs thousands.
+fn new_idempotency_key() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 fn new_target_active(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> target::ActiveModel {
-    let at = post.scheduled_at_ms;
-    target::ActiveModel {
-        campaign: Set(post.campaign.clone()),
-        post_id: Set(post_id),
-        channel: Set(t.channel.clone()),
-        status: Set(initial_status(at).as_str().to_owned()),
-        scheduled_at_ms: Set(at),
-        not_before_ms: Set(at),
-        override_body: Set(t.override_body.clone()),
-        rendered_text: Set(t.rendered_text.clone()),
-        parts: Set(json(&t.parts)),
-        media: Set(json(&t.media)),
-        thread_progress: Set("[]".to_owned()),
-        idempotency_key: Set(uuid::Uuid::new_v4().to_string()),
-        attempts: Set(0),
-        updated_at_ms: Set(now),
-        ..Default::default()
-    }
+    insertable(&new_target_model(post_id, t, post, now))
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {

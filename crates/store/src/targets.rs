@@ -91,41 +91,50 @@ impl ErrorClassName {
 }
 
 /// Moves all `published` entries of a batch on in one statement; returns
-/// the tokens whose claim still held.
+/// the tokens whose claim still held. Per-row values (the platform's id and
+/// URL) are set with a `CASE` on the integer id, and left out entirely when
+/// no row has one (a plain webhook), which keeps the statement small.
+/// `published_at_ms` is the batch's latest finish time (within milliseconds
+/// of each row's own, which `publish_attempts` keeps exactly).
 async fn publish_many(
     txn: &DatabaseTransaction,
     entries: &[&Finish],
 ) -> Result<Vec<String>, StoreError> {
-    let mut post_id = Expr::case(Expr::val(false), Expr::val(Option::<String>::None));
-    let mut url = Expr::case(Expr::val(false), Expr::val(Option::<String>::None));
-    let mut at = Expr::case(Expr::val(false), Expr::val(0i64));
+    let mut post_ids = Vec::new();
+    let mut urls = Vec::new();
     for f in entries {
-        let Claim::Published {
+        if let Claim::Published {
             platform_post_id,
-            url: link,
+            url,
         } = &f.next
-        else {
-            continue;
-        };
-        let this = target::Column::ClaimToken.eq(f.token.clone());
-        post_id = post_id.case(this.clone(), Expr::val(platform_post_id.clone()));
-        url = url.case(this.clone(), Expr::val(link.clone()));
-        at = at.case(this, Expr::val(f.attempt.finished_at_ms));
+        {
+            if let Some(id) = platform_post_id {
+                post_ids.push((f.attempt.target_id, id.clone()));
+            }
+            if let Some(url) = url {
+                urls.push((f.attempt.target_id, url.clone()));
+            }
+        }
     }
+    let per_row = |values: Vec<(i32, String)>| {
+        let mut case = Expr::case(Expr::val(false), Expr::val(Option::<String>::None));
+        for (id, value) in values {
+            case = case.case(target::Column::Id.eq(id), Expr::val(value));
+        }
+        case
+    };
     let tokens: Vec<String> = entries.iter().map(|f| f.token.clone()).collect();
     let now = entries
         .iter()
         .map(|f| f.attempt.finished_at_ms)
         .max()
         .unwrap_or_else(now_ms);
-    let rows = target::Entity::update_many()
+    let mut update = target::Entity::update_many()
         .col_expr(
             target::Column::Status,
             TargetStatus::Published.as_str().into(),
         )
-        .col_expr(target::Column::PlatformPostId, post_id.into())
-        .col_expr(target::Column::PlatformUrl, url.into())
-        .col_expr(target::Column::PublishedAtMs, at.into())
+        .col_expr(target::Column::PublishedAtMs, now.into())
         .col_expr(target::Column::LastOutcome, "published".into())
         .col_expr(
             target::Column::LastError,
@@ -135,12 +144,35 @@ async fn publish_many(
             target::Column::LeaseUntilMs,
             Expr::value(Option::<i64>::None),
         )
-        .col_expr(target::Column::UpdatedAtMs, now.into())
-        .filter(target::Column::ClaimToken.is_in(tokens))
+        .col_expr(target::Column::UpdatedAtMs, now.into());
+    if !post_ids.is_empty() {
+        update = update.col_expr(target::Column::PlatformPostId, per_row(post_ids).into());
+    }
+    if !urls.is_empty() {
+        update = update.col_expr(target::Column::PlatformUrl, per_row(urls).into());
+    }
+    let updated = update
+        .filter(target::Column::ClaimToken.is_in(tokens.clone()))
         .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
-        .exec_with_returning(txn)
-        .await?;
-    Ok(rows.into_iter().filter_map(|t| t.claim_token).collect())
+        .exec(txn)
+        .await?
+        .rows_affected;
+    if updated == tokens.len() as u64 {
+        return Ok(tokens);
+    }
+    // Some claims were taken over meanwhile: their token is gone from the
+    // table, so the tokens still present (now `published`) are ours.
+    Ok(target::Entity::find()
+        .select_only()
+        .column(target::Column::ClaimToken)
+        .filter(target::Column::ClaimToken.is_in(tokens))
+        .filter(target::Column::Status.eq(TargetStatus::Published.as_str()))
+        .into_tuple::<Option<String>>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Moves one target on (the batch path writes published ones together).

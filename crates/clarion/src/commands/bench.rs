@@ -41,6 +41,8 @@ pub enum BenchCommand {
     /// Create N posts through the HTTP API (one request per post, or bulk)
     /// and measure posts/s.
     Create(super::bench_create::CreateArgs),
+    /// Reliability under stress: kill -9, a 429 storm, several processes, a slow platform.
+    Chaos(super::chaos::ChaosArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
@@ -54,6 +56,7 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
             spread_secs,
         } => (posts, database_url, lead_secs, spread_secs),
         BenchCommand::Create(args) => return super::bench_create::run(args, config).await,
+        BenchCommand::Chaos(args) => return super::chaos::run(args).await,
     };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;
@@ -330,9 +333,14 @@ impl Scratch {
                     .connection()
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await?;
-                let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+                // Keep the options (`?sslmode=disable`, ...) for the scratch database.
+                let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+                let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
                 Ok(Self {
-                    url: format!("{base}/{name}"),
+                    url: match query {
+                        Some(query) => format!("{base}/{name}?{query}"),
+                        None => format!("{base}/{name}"),
+                    },
                     admin: Some((url.to_owned(), name)),
                     file: None,
                 })

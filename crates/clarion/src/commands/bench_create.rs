@@ -192,6 +192,24 @@ impl Client {
     /// Creates `posts` posts over `connections` connections, each task
     /// taking the next request's posts until none are left.
     async fn phase(&self, posts: usize, connections: usize) -> anyhow::Result<Phase> {
+        // Request bodies are made before the clock starts: the load
+        // client's own JSON work should not count against the server.
+        let bodies: Arc<Vec<axum::body::Bytes>> = Arc::new(
+            (0..posts)
+                .step_by(self.batch)
+                .map(|first| {
+                    let last = (first + self.batch).min(posts);
+                    let body = if self.batch > 1 {
+                        let items: Vec<_> =
+                            (first..last).map(|n| post_json(n, &self.at)).collect();
+                        serde_json::json!({ "posts": items })
+                    } else {
+                        post_json(first, &self.at)
+                    };
+                    axum::body::Bytes::from(body.to_string())
+                })
+                .collect(),
+        );
         let next = Arc::new(AtomicUsize::new(0));
         let cpu_before = process_cpu();
         let started = Instant::now();
@@ -201,36 +219,25 @@ impl Client {
                 .pool_max_idle_per_host(1)
                 .timeout(Duration::from_secs(120))
                 .build()?;
-            let next = next.clone();
-            let (url, token, at, batch) = (
-                if self.batch > 1 {
-                    format!("{}/api/v1/posts/bulk", self.base)
-                } else {
-                    format!("{}/api/v1/posts", self.base)
-                },
-                self.token.clone(),
-                self.at.clone(),
-                self.batch,
-            );
+            let (next, bodies) = (next.clone(), bodies.clone());
+            let url = if self.batch > 1 {
+                format!("{}/api/v1/posts/bulk", self.base)
+            } else {
+                format!("{}/api/v1/posts", self.base)
+            };
+            let auth = format!("Bearer {}", self.token);
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
-                    let first = next.fetch_add(batch, Ordering::Relaxed);
-                    if first >= posts {
+                    let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         return Ok::<_, anyhow::Error>(latencies);
-                    }
-                    let last = (first + batch).min(posts);
-                    let body = if batch > 1 {
-                        let items: Vec<_> = (first..last).map(|n| post_json(n, &at)).collect();
-                        serde_json::json!({ "posts": items })
-                    } else {
-                        post_json(first, &at)
                     };
                     let sent = Instant::now();
                     let response = http
                         .post(&url)
-                        .bearer_auth(&token)
-                        .json(&body)
+                        .header(reqwest::header::AUTHORIZATION, &auth)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
                         .send()
                         .await?;
                     let status = response.status();

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_create;
+pub mod chaos;
 pub mod channels;
 pub mod content;
 pub mod post;

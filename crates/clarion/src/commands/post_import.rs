@@ -86,7 +86,8 @@ pub async fn run(args: ImportArgs, app: &App) -> anyhow::Result<()> {
         bail!("{name}: no posts in the file");
     }
 
-    let bar = ProgressBar::new(rows.len() as u64);
+    let total = rows.len();
+    let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("checking {bar:40} {pos}/{len} posts {per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -133,10 +134,7 @@ pub async fn run(args: ImportArgs, app: &App) -> anyhow::Result<()> {
         if problems.len() > MAX_SHOWN {
             eprintln!("... and {} more", problems.len() - MAX_SHOWN);
         }
-        bail!(
-            "{refused} of {} posts are not valid; nothing was stored",
-            refused + valid.len()
-        );
+        bail!("{refused} of {total} posts are not valid; nothing was stored");
     }
     let count = valid.len();
     if args.dry_run {
