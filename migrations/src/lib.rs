@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261127_000001_claim_tokens;
+mod m20261130_000001_post_source_path;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_claim_tokens::Migration),
+            Box::new(m20261130_000001_post_source_path::Migration),
         ]
     }
 }

@@ -51,7 +51,13 @@ async fn bulk_posts_are_stored_and_delivered(db: Option<TestDb>) {
             })
         })
         .collect();
-    let response = bulk(&client, &clarion, &run, &serde_json::json!({ "posts": posts })).await;
+    let response = bulk(
+        &client,
+        &clarion,
+        &run,
+        &serde_json::json!({ "posts": posts }),
+    )
+    .await;
     assert_eq!(response.status(), 201);
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["created"], 60);
@@ -62,7 +68,10 @@ async fn bulk_posts_are_stored_and_delivered(db: Option<TestDb>) {
 
     // The ids are the posts, in request order.
     let third: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{}/api/v1/posts/{}", run.port, ids[3]))
+        .get(format!(
+            "http://127.0.0.1:{}/api/v1/posts/{}",
+            run.port, ids[3]
+        ))
         .bearer_auth(&clarion.token)
         .send()
         .await
@@ -76,7 +85,12 @@ async fn bulk_posts_are_stored_and_delivered(db: Option<TestDb>) {
         sink.distinct_keys() >= 60
     })
     .await;
-    assert!(all_in, "{} of 60 arrived:\n{}", sink.distinct_keys(), run.log());
+    assert!(
+        all_in,
+        "{} of 60 arrived:\n{}",
+        sink.distinct_keys(),
+        run.log()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.arrivals().len(), 60, "each exactly once");
     let texts: HashSet<String> = sink
@@ -114,11 +128,20 @@ async fn bad_bulk_stores_nothing(db: Option<TestDb>) {
     let mut posts: Vec<_> = (0..20).map(good).collect();
     posts[3] = serde_json::json!({ "body": "x", "channels": ["sink", "ghost"] });
     posts[7] = serde_json::json!({ "body": "hi {{who}}", "channels": ["sink"] });
-    posts[9] = serde_json::json!({ "body": "this is far longer than twenty", "channels": ["short"] });
+    posts[9] =
+        serde_json::json!({ "body": "this is far longer than twenty", "channels": ["short"] });
     posts[11] = serde_json::json!({ "body": "x", "channels": [] });
     posts[12] = serde_json::json!({ "body": "x", "channels": ["sink"], "at": "tomorrow" });
-    posts[13] = serde_json::json!({ "body": "x", "channels": ["sink"], "at": "2001-01-01T00:00:00Z" });
-    let response = bulk(&client, &clarion, &run, &serde_json::json!({ "posts": posts })).await;
+    posts[13] =
+        serde_json::json!({ "body": "x", "channels": ["sink"], "at": "2001-01-01T00:00:00Z" });
+    posts[14] = serde_json::json!({ "body": "x", "channels": ["sink", "short", "sink"] });
+    let response = bulk(
+        &client,
+        &clarion,
+        &run,
+        &serde_json::json!({ "posts": posts }),
+    )
+    .await;
     assert_eq!(response.status(), 422);
     let answer: serde_json::Value = response.json().await.unwrap();
     let details = details_of(&answer);
@@ -126,7 +149,7 @@ async fn bad_bulk_stores_nothing(db: Option<TestDb>) {
         answer["error"]
             .as_str()
             .unwrap()
-            .contains("6 of the posts are not valid; nothing was stored"),
+            .contains("7 of the posts are not valid; nothing was stored"),
         "{answer}"
     );
     let expect = [
@@ -136,6 +159,7 @@ async fn bad_bulk_stores_nothing(db: Option<TestDb>) {
         "posts[11].channels: give at least one channel",
         "posts[12].at: `tomorrow` is not an RFC 3339 time",
         "posts[13].at: 2001-01-01T00:00:00+00:00 is in the past",
+        "posts[14].channels: channel `sink` is listed twice",
     ];
     assert_eq!(details.len(), expect.len(), "{details:?}");
     for (detail, expected) in details.iter().zip(expect) {
@@ -146,15 +170,30 @@ async fn bad_bulk_stores_nothing(db: Option<TestDb>) {
     let mut posts: Vec<_> = (0..5).map(good).collect();
     posts[2] = serde_json::json!({ "body": "x" });
     posts[4] = serde_json::json!({ "body": "x", "channels": ["sink"], "chanels": ["sink"] });
-    let response = bulk(&client, &clarion, &run, &serde_json::json!({ "posts": posts })).await;
+    let response = bulk(
+        &client,
+        &clarion,
+        &run,
+        &serde_json::json!({ "posts": posts }),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let details = details_of(&response.json().await.unwrap());
     assert_eq!(details[0], "posts[2].channels: missing field");
-    assert!(details[1].starts_with("posts[4].chanels: unknown field"), "{details:?}");
+    assert!(
+        details[1].starts_with("posts[4].chanels: unknown field"),
+        "{details:?}"
+    );
 
     // Too many, none, not the bulk shape.
     let many: Vec<_> = (0..10_001).map(good).collect();
-    let response = bulk(&client, &clarion, &run, &serde_json::json!({ "posts": many })).await;
+    let response = bulk(
+        &client,
+        &clarion,
+        &run,
+        &serde_json::json!({ "posts": many }),
+    )
+    .await;
     assert_eq!(response.status(), 413);
     let text = response.text().await.unwrap();
     assert!(text.contains("at most 10000"), "{text}");
@@ -297,10 +336,16 @@ async fn import_files(db: Option<TestDb>) {
     );
     std::fs::write(dir.join("posts.csv"), csv).unwrap();
     let out = clarion.ok(&["post", "import", "posts.csv", "--dry-run"]);
-    assert!(out.contains("3 posts are valid; nothing was stored"), "{out}");
+    assert!(
+        out.contains("3 posts are valid; nothing was stored"),
+        "{out}"
+    );
     assert_eq!(counts(&clarion).await, (0, 0));
     let out = clarion.ok(&["post", "import", "posts.csv"]);
-    assert!(out.contains("imported 3 posts (4 targets, 1 drafts)"), "{out}");
+    assert!(
+        out.contains("imported 3 posts (4 targets, 1 drafts)"),
+        "{out}"
+    );
 
     // JSON Lines: what the API takes, one per line.
     let jsonl = format!(
@@ -310,7 +355,10 @@ async fn import_files(db: Option<TestDb>) {
     );
     std::fs::write(dir.join("posts.jsonl"), jsonl).unwrap();
     let out = clarion.ok(&["post", "import", "posts.jsonl"]);
-    assert!(out.contains("imported 2 posts (2 targets, 0 drafts)"), "{out}");
+    assert!(
+        out.contains("imported 2 posts (2 targets, 0 drafts)"),
+        "{out}"
+    );
     let bad = "{\"body\": \"x\", \"channels\": [\"sink\"]}\n{\"body\": \"y\"}\n";
     std::fs::write(dir.join("bad.jsonl"), bad).unwrap();
     let out = clarion.cli(&["post", "import", "bad.jsonl"]);

@@ -2,12 +2,18 @@
 //! a local HTTP sink. Each scenario runs on SQLite and, when
 //! CLARION_TEST_DATABASE_URL is set, on PostgreSQL.
 
+mod alerts;
 mod api;
+mod channels_check;
+mod cli;
 mod content;
-mod create;
 mod crash;
+mod create;
+mod edit_retry;
 mod harness;
+mod media;
 mod platforms;
 mod promises;
 mod publish;
+mod quickstart;
 mod store;

@@ -162,6 +162,9 @@ async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) ->
         ("matrix", Method::GET) if path == "/_matrix/client/v3/account/whoami" => {
             Json(json!({"user_id": "@clarion:matrix.test"})).into_response()
         }
+        ("matrix", Method::GET) if path == "/_matrix/client/v3/joined_rooms" => {
+            Json(json!({"joined_rooms": ["!news:matrix.test"]})).into_response()
+        }
         ("discord", Method::GET) if path == "/api/v10/users/@me" => Json(json!({
             "id": "4242", "username": "clarion", "discriminator": "0427", "global_name": null,
             "avatar": null, "bot": true, "verified": true, "mfa_enabled": false, "flags": 0
@@ -360,7 +363,7 @@ async fn one_post_file_reaches_five_platforms_as_a_thread() {
     )
     .unwrap();
     let plan = clarion.ok(&["content", "plan"]);
-    assert!(plan.contains("-> telegram"), "{plan}");
+    assert!(plan.contains("+ telegram"), "{plan}");
     clarion.ok(&["content", "sync"]);
     let run = clarion.run();
     run.ready().await;

@@ -548,6 +548,14 @@ impl ChannelAdapter for DiscordAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl DiscordAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         let response = self
             .client
             .get(self.url(Route::UserMe))
@@ -573,9 +581,7 @@ impl ChannelAdapter for DiscordAdapter {
             Some(d) => format!("{}#{d:04}", user.name),
             None => format!("{}#{}", user.name, user.id),
         };
-        Ok(ChannelCheck {
-            detail: format!("bot {tag}"),
-        })
+        Ok(ChannelCheck::ok(format!("bot {tag}")))
     }
 }
 

@@ -748,9 +748,7 @@ impl ChannelAdapter for EmailAdapter {
                 ErrorClass::Transient,
                 format!("{server} did not answer within {:?}", self.timeout),
             )),
-            Ok(Ok(true)) => Ok(ChannelCheck {
-                detail: format!("{server} accepts connections"),
-            }),
+            Ok(Ok(true)) => Ok(ChannelCheck::ok(format!("{server} accepts connections"))),
             Ok(Ok(false)) => Err(PublishError::new(
                 ErrorClass::Transient,
                 format!("{server} connected but did not answer NOOP"),

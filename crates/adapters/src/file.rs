@@ -135,9 +135,10 @@ impl ChannelAdapter for FileAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
-        Ok(ChannelCheck {
-            detail: format!("appends JSON lines to {}", self.path.display()),
-        })
+        Ok(ChannelCheck::ok(format!(
+            "appends JSON lines to {}",
+            self.path.display()
+        )))
     }
 }
 

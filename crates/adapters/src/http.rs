@@ -32,6 +32,20 @@ pub fn classify_transport(error: reqwest::Error) -> PublishError {
     }
 }
 
+/// A failure of a read-only check (`channels check`). Nothing was posted,
+/// so "outcome unknown" does not apply: a timeout or an answer that cannot
+/// be read is a failed check that may pass later (transient), with the
+/// platform's words kept.
+pub fn for_check(mut error: PublishError) -> PublishError {
+    if matches!(
+        error.class,
+        ErrorClass::OutcomeUnknown | ErrorClass::Unfinished
+    ) {
+        error.class = ErrorClass::Transient;
+    }
+    error
+}
+
 /// Classifies a non-success HTTP response by status code.
 pub fn classify_status(status: StatusCode, headers: &HeaderMap, body: &str) -> PublishError {
     let message = platform_message(status, body);

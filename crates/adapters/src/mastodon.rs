@@ -471,6 +471,14 @@ impl ChannelAdapter for MastodonAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl MastodonAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         let (_, body) = self
             .send(self.request(reqwest::Method::GET, "/api/v1/accounts/verify_credentials"))
             .await?;
@@ -480,9 +488,10 @@ impl ChannelAdapter for MastodonAdapter {
                 format!("verify_credentials answer is not an Account: {e}"),
             )
         })?;
-        Ok(ChannelCheck {
-            detail: format!("@{} on {}", account.acct, self.host),
-        })
+        Ok(ChannelCheck::ok(format!(
+            "@{} on {}",
+            account.acct, self.host
+        )))
     }
 }
 

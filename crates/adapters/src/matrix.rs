@@ -380,6 +380,14 @@ impl ChannelAdapter for MatrixAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl MatrixAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         #[derive(Deserialize)]
         struct WhoAmI {
             user_id: String,
@@ -390,9 +398,32 @@ impl ChannelAdapter for MatrixAdapter {
                 ErrorClass::Transient,
             )
             .await?;
-        Ok(ChannelCheck {
-            detail: who.user_id,
-        })
+        // Valid credentials are not enough: a send to a room the bot has
+        // not joined fails with M_FORBIDDEN (an invite not yet accepted
+        // included). `joined_rooms` lists exactly the rooms it can post in.
+        #[derive(Deserialize)]
+        struct Joined {
+            joined_rooms: Vec<String>,
+        }
+        let joined: Joined = self
+            .call(
+                self.request(reqwest::Method::GET, "/_matrix/client/v3/joined_rooms"),
+                ErrorClass::Transient,
+            )
+            .await?;
+        if !joined.joined_rooms.contains(&self.room_id) {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!(
+                    "{} has not joined room {}: invite it, then accept the invite as the bot (until then every send fails with M_FORBIDDEN)",
+                    who.user_id, self.room_id
+                ),
+            ));
+        }
+        Ok(ChannelCheck::ok(format!(
+            "{} in {}",
+            who.user_id, self.room_id
+        )))
     }
 }
 
@@ -420,6 +451,8 @@ mod tests {
     struct Fake {
         seen: Arc<Mutex<Vec<Seen>>>,
         events: Arc<Mutex<HashMap<(String, String), String>>>,
+        /// `joined_rooms` answers 200 with a body that is not JSON.
+        garbled: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Fake {
@@ -511,6 +544,25 @@ mod tests {
         .into_response()
     }
 
+    /// `GET /_matrix/client/v3/joined_rooms` (client-server API 1.x):
+    /// `!room:example.org` is joined; the bot is only invited to
+    /// `!invited:example.org`. `!garbled:example.org` makes the answer unreadable.
+    async fn joined_rooms(State(fake): State<Fake>, headers: HeaderMap) -> Response {
+        fake.seen.lock().unwrap().push((
+            "/_matrix/client/v3/joined_rooms".to_owned(),
+            headers.clone(),
+            Vec::new(),
+        ));
+        if let Some(denied) = unknown_token(&headers) {
+            return denied;
+        }
+        if fake.garbled.load(std::sync::atomic::Ordering::Relaxed) {
+            return "<html>502 Bad Gateway</html>".into_response();
+        }
+        axum::Json(json!({"joined_rooms": ["!room:example.org", "!busy:example.org"]}))
+            .into_response()
+    }
+
     async fn homeserver() -> (String, Fake) {
         let fake = Fake::default();
         let app = axum::Router::new()
@@ -520,6 +572,7 @@ mod tests {
             )
             .route("/_matrix/media/v3/upload", post(upload))
             .route("/_matrix/client/v3/account/whoami", get(whoami))
+            .route("/_matrix/client/v3/joined_rooms", get(joined_rooms))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -801,7 +854,59 @@ mod tests {
             json!({"homeserver": base}),
         )
         .unwrap();
-        assert_eq!(adapter.check().await.unwrap().detail, "@bot:example.org");
+        assert_eq!(
+            adapter.check().await.unwrap().detail,
+            "@bot:example.org in !room:example.org"
+        );
+    }
+
+    #[tokio::test]
+    async fn check_fails_for_a_room_the_bot_has_not_joined() {
+        let (base, fake) = homeserver().await;
+        // Invited but not joined: valid credentials, yet a send would be M_FORBIDDEN.
+        let invited = adapter(
+            "CLARION_TEST_MATRIX_NOT_JOINED",
+            TOKEN,
+            json!({"homeserver": base, "room_id": "!invited:example.org"}),
+        )
+        .unwrap();
+        let error = invited.check().await.unwrap_err();
+        assert_eq!(error.class, ErrorClass::Permanent);
+        assert_eq!(
+            error.message,
+            "@bot:example.org has not joined room !invited:example.org: invite it, then accept \
+             the invite as the bot (until then every send fails with M_FORBIDDEN)"
+        );
+        assert!(
+            fake.seen()
+                .iter()
+                .any(|(path, _, _)| path == "/_matrix/client/v3/joined_rooms")
+        );
+
+        // An answer that cannot be read is a failed check, never "outcome unknown".
+        fake.garbled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let joined = adapter(
+            "CLARION_TEST_MATRIX_GARBLED",
+            TOKEN,
+            json!({"homeserver": base}),
+        )
+        .unwrap();
+        let error = joined.check().await.unwrap_err();
+        assert_eq!(error.class, ErrorClass::Transient, "{error}");
+        assert!(error.message.contains("unexpected body"), "{error}");
+
+        // Rejected credentials stay what they are.
+        let error = adapter(
+            "CLARION_TEST_MATRIX_BAD_TOKEN",
+            "syt_wrong",
+            json!({"homeserver": base}),
+        )
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+        assert_eq!(error.class, ErrorClass::AuthExpired);
     }
 
     #[test]

@@ -83,8 +83,6 @@ impl ChannelAdapter for StdoutAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
-        Ok(ChannelCheck {
-            detail: "prints posts to standard output".into(),
-        })
+        Ok(ChannelCheck::ok("prints posts to standard output"))
     }
 }

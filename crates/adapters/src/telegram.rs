@@ -620,14 +620,20 @@ impl ChannelAdapter for TelegramAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl TelegramAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         let me = self
             .bot
             .get_me()
             .await
             .map_err(|e| classify(e, self.token()))?;
-        Ok(ChannelCheck {
-            detail: format!("@{}", me.username()),
-        })
+        Ok(ChannelCheck::ok(format!("@{}", me.username())))
     }
 }
 

@@ -330,26 +330,100 @@ impl ChannelAdapter for WebhookAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
-        // Webhooks have no "who am I": any HTTP answer proves the URL is
-        // reachable without posting anything.
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl WebhookAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    ///
+    /// Webhooks have no "who am I" and a check must not post, so it asks
+    /// HEAD, and when HEAD is not answered (405, 501, any other refusal)
+    /// OPTIONS. What each answer means:
+    /// - 2xx/3xx to HEAD, or 2xx to OPTIONS whose `Allow` (if any) lists
+    ///   POST: ok;
+    /// - 404/410: failed (the hook is gone); 401/403: failed (credentials
+    ///   rejected); 5xx to both: failed (transient); OPTIONS whose `Allow`
+    ///   lacks POST: failed;
+    /// - anything else (405 or 501 to both, a 400 from a receiver that
+    ///   only parses POSTs): a warning, not a pass: the URL answers, but
+    ///   whether a POST would be accepted is unknown until one is sent.
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
+        let head = self.probe(reqwest::Method::HEAD).await?;
+        if head.0.is_success() || head.0.is_redirection() {
+            return Ok(ChannelCheck::ok(format!(
+                "reachable (HEAD answered HTTP {})",
+                head.0.as_u16()
+            )));
+        }
+        refused(reqwest::Method::HEAD, head.0)?;
+        let options = self.probe(reqwest::Method::OPTIONS).await?;
+        refused(reqwest::Method::OPTIONS, options.0)?;
+        let (h, o) = (head.0.as_u16(), options.0.as_u16());
+        if options.0.is_success() {
+            return match options.1 {
+                Some(allow) if !allow.to_ascii_uppercase().contains("POST") => {
+                    Err(PublishError::new(
+                        ErrorClass::Permanent,
+                        format!("webhook does not accept POST (OPTIONS answered Allow: {allow})"),
+                    )
+                    .with_status(o))
+                }
+                _ => Ok(ChannelCheck::ok(format!(
+                    "reachable (OPTIONS answered HTTP {o}; HEAD answered HTTP {h})"
+                ))),
+            };
+        }
+        if head.0.is_server_error() && options.0.is_server_error() && h != 501 && o != 501 {
+            return Err(PublishError::new(
+                ErrorClass::Transient,
+                format!("webhook answered HTTP {h} to HEAD and HTTP {o} to OPTIONS: the receiver is failing"),
+            )
+            .with_status(o));
+        }
+        Ok(ChannelCheck::warn(
+            format!("reachable (HEAD answered HTTP {h}, OPTIONS HTTP {o})"),
+            "it answers neither HEAD nor OPTIONS, so whether it accepts a POST is not known until a post is sent",
+        ))
+    }
+
+    /// Status and `Allow` header of one bodiless request.
+    async fn probe(
+        &self,
+        method: reqwest::Method,
+    ) -> Result<(reqwest::StatusCode, Option<String>), PublishError> {
         let response = self
-            .request(reqwest::Method::HEAD)
+            .request(method)
             .send()
             .await
             .map_err(classify_transport)?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
-            return Err(PublishError::new(
-                ErrorClass::Permanent,
-                format!(
-                    "webhook answered HTTP {}: it no longer exists",
-                    status.as_u16()
-                ),
-            ));
-        }
-        Ok(ChannelCheck {
-            detail: format!("reachable (HEAD answered HTTP {})", status.as_u16()),
-        })
+        let allow = response
+            .headers()
+            .get(reqwest::header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((response.status(), allow))
+    }
+}
+
+/// A check answer that settles it: the hook is gone, or rejects us.
+fn refused(method: reqwest::Method, status: reqwest::StatusCode) -> Result<(), PublishError> {
+    let code = status.as_u16();
+    match code {
+        404 | 410 => Err(PublishError::new(
+            ErrorClass::Permanent,
+            format!("webhook answered HTTP {code} to {method}: it no longer exists"),
+        )
+        .with_status(code)),
+        401 | 403 => Err(PublishError::new(
+            ErrorClass::AuthExpired,
+            format!(
+                "webhook answered HTTP {code} to {method}: the configured credentials were rejected"
+            ),
+        )
+        .with_status(code)),
+        _ => Ok(()),
     }
 }
 
@@ -644,5 +718,99 @@ mod tests {
             scheme.to_string(),
             "channel `hook` url: must be http or https"
         );
+    }
+
+    /// Receivers as they answer a check: per path, what HEAD and OPTIONS get.
+    async fn check_receiver() -> String {
+        use axum::routing::{any, get, post};
+        let ok = || async { axum::Json(json!({"id": 1})) };
+        let app = axum::Router::new()
+            // A receiver that answers GET (and so HEAD).
+            .route("/get", get(ok))
+            // Only POST: HEAD and OPTIONS get 405.
+            .route("/post-only", post(ok))
+            // HEAD not implemented (501); OPTIONS lists POST.
+            .route(
+                "/options",
+                post(ok)
+                    .head(|| async { StatusCode::NOT_IMPLEMENTED })
+                    .options(|| async { (StatusCode::NO_CONTENT, [("Allow", "POST, OPTIONS")]) }),
+            )
+            // OPTIONS says POST is not allowed.
+            .route(
+                "/read-only",
+                any(|method: axum::http::Method| async move {
+                    match method {
+                        axum::http::Method::OPTIONS => {
+                            (StatusCode::NO_CONTENT, [("Allow", "GET, OPTIONS")]).into_response()
+                        }
+                        _ => StatusCode::NOT_IMPLEMENTED.into_response(),
+                    }
+                }),
+            )
+            .route("/gone", any(|| async { StatusCode::GONE }))
+            .route("/auth", any(|| async { StatusCode::FORBIDDEN }))
+            .route("/down", any(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    async fn check(base: &str, path: &str) -> Result<ChannelCheck, PublishError> {
+        adapter(json!({"url": format!("{base}{path}")}))
+            .unwrap()
+            .check()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_check_passes_only_when_head_or_options_answers() {
+        let base = check_receiver().await;
+        let get = check(&base, "/get").await.unwrap();
+        assert_eq!(get, ChannelCheck::ok("reachable (HEAD answered HTTP 200)"));
+
+        // 501 to HEAD is not "ok": OPTIONS is asked, and it lists POST.
+        let options = check(&base, "/options").await.unwrap();
+        assert_eq!(
+            options,
+            ChannelCheck::ok("reachable (OPTIONS answered HTTP 204; HEAD answered HTTP 501)")
+        );
+
+        // Neither answered: a warning, not a pass.
+        let unknown = check(&base, "/post-only").await.unwrap();
+        assert_eq!(
+            unknown.detail,
+            "reachable (HEAD answered HTTP 405, OPTIONS HTTP 405)"
+        );
+        assert!(
+            unknown
+                .warning
+                .as_deref()
+                .is_some_and(|w| w.contains("not known until a post is sent")),
+            "{unknown:?}"
+        );
+
+        let read_only = check(&base, "/read-only").await.unwrap_err();
+        assert_eq!(read_only.class, ErrorClass::Permanent);
+        assert_eq!(
+            read_only.message,
+            "webhook does not accept POST (OPTIONS answered Allow: GET, OPTIONS)"
+        );
+        let gone = check(&base, "/gone").await.unwrap_err();
+        assert_eq!(
+            (gone.class, gone.message.as_str()),
+            (
+                ErrorClass::Permanent,
+                "webhook answered HTTP 410 to HEAD: it no longer exists"
+            )
+        );
+        let auth = check(&base, "/auth").await.unwrap_err();
+        assert_eq!(auth.class, ErrorClass::AuthExpired);
+        let down = check(&base, "/down").await.unwrap_err();
+        assert_eq!(down.class, ErrorClass::Transient);
+        // Nothing listening: transient, never "outcome unknown".
+        let closed = check("http://127.0.0.1:9", "/hook").await.unwrap_err();
+        assert_eq!(closed.class, ErrorClass::Transient);
     }
 }

@@ -618,6 +618,14 @@ impl ChannelAdapter for XAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl XAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         let answer = self
             .call(|token| {
                 self.client
@@ -632,9 +640,7 @@ impl ChannelAdapter for XAdapter {
             .ok_or_else(|| {
                 PublishError::new(ErrorClass::Transient, "the answer has no username")
             })?;
-        Ok(ChannelCheck {
-            detail: format!("@{username}"),
-        })
+        Ok(ChannelCheck::ok(format!("@{username}")))
     }
 }
 

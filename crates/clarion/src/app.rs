@@ -22,7 +22,11 @@ impl App {
     /// Opens everything a command needs. Channels and templates are checked
     /// before the database is touched, so a bad config changes nothing.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        build_registry(&config, &AdapterContext::default())?;
+        let channels = build_registry(&config, &AdapterContext::default())?;
+        config
+            .alerts
+            .validate(&channels)
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         let library = Arc::new(
             ContentLibrary::load(&config.content_dir.join("templates"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -52,7 +56,8 @@ impl App {
                     .collect::<Vec<_>>(),
             )
             .await?;
-        let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library);
+        let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library)
+            .with_media_dir(clarion_content::MediaDir::new(config.media_dir()));
         Ok(Self {
             config,
             store,

@@ -27,6 +27,11 @@ pub struct Config {
     /// SQLite database, created on first start. Also `CLARION_SECRET_KEY_FILE`.
     #[serde(default)]
     pub secret_key_file: Option<PathBuf>,
+    /// IANA time zone (`Europe/Paris`) for times written without an offset
+    /// (`--at 2027-03-01T09:00:00`, API and front matter `at`) and for
+    /// times shown by the CLI. Default UTC.
+    #[serde(default = "default_timezone", deserialize_with = "timezone")]
+    pub timezone: clarion_core::time::Tz,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -35,6 +40,22 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
+    /// Where failure alerts go (`[alerts] channel`); off when unset.
+    #[serde(default)]
+    pub alerts: clarion_scheduler::AlertsConfig,
+    /// The only folder media named through the API or CLI may come from
+    /// (default `<content_dir>/media`); `POST /api/v1/media` uploads into it.
+    #[serde(default)]
+    pub media_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// `media_dir`, or `<content_dir>/media`.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media_dir
+            .clone()
+            .unwrap_or_else(|| self.content_dir.join("media"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,9 +95,20 @@ fn default_content_dir() -> PathBuf {
     PathBuf::from("content")
 }
 
+fn default_timezone() -> clarion_core::time::Tz {
+    clarion_core::time::Tz::UTC
+}
+
+fn timezone<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<clarion_core::time::Tz, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    clarion_core::time::parse_zone(&name).map_err(serde::de::Error::custom)
+}
+
 /// Top-level keys an env override may address; other `CLARION_*` variables
 /// (secrets, test settings) are left alone.
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: &[&str] = &[
     "database_url",
     "max_connections",
     "content_dir",
@@ -84,25 +116,122 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "log",
     "server",
     "scheduler",
+    "timezone",
+    "alerts",
+    "media_dir",
 ];
 
 impl Config {
     /// Reads the file (a missing file is an error only when it was asked
     /// for explicitly) and applies environment overrides.
     pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
-        let mut value = match std::fs::read_to_string(path) {
+        Self::load_with(path, explicit, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given. An error names where the
+    /// bad value came from: the file, or the `CLARION_*` variable.
+    fn load_with(
+        path: &Path,
+        explicit: bool,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let value = match std::fs::read_to_string(path) {
             Ok(text) => text
                 .parse::<toml::Table>()
                 .with_context(|| format!("config {}", path.display()))?,
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
             Err(e) => bail!("config {}: {e}", path.display()),
         };
-        apply_env_overrides(&mut value, std::env::vars())?;
-        let config: Config = toml::Value::Table(value)
+        let overrides: Vec<(String, String)> = vars
+            .filter(|(name, _)| override_path(name).is_some())
+            .collect();
+        let mut merged = value.clone();
+        apply_env_overrides(&mut merged, overrides.iter().cloned())?;
+        let error = match Self::from_table(merged) {
+            Ok(config) => return Ok(config),
+            Err(error) => error,
+        };
+        // Blame the file when it is wrong on its own, else the first
+        // environment variable that makes it wrong.
+        if let Err(e) = Self::from_table(value.clone()) {
+            return Err(e.context(format!("config {}", path.display())));
+        }
+        let mut table = value;
+        for (name, raw) in overrides {
+            apply_env_overrides(&mut table, std::iter::once((name.clone(), raw)))?;
+            if let Err(e) = Self::from_table(table.clone()) {
+                return Err(e.context(format!("environment variable {name}")));
+            }
+        }
+        Err(error.context(format!(
+            "config {} with its CLARION_* overrides",
+            path.display()
+        )))
+    }
+
+    /// Deserializes and checks the settings.
+    fn from_table(table: toml::Table) -> anyhow::Result<Self> {
+        let config: Config = toml::Value::Table(table)
             .try_into()
-            .with_context(|| format!("config {}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end().replace('\n', " ")))?;
+        config.check()?;
         Ok(config)
     }
+
+    /// Values that would start silently and do nothing useful are refused.
+    fn check(&self) -> anyhow::Result<()> {
+        let s = &self.scheduler;
+        let at_least_one: [(&str, i128, &str); 7] = [
+            (
+                "scheduler.max_attempts",
+                s.max_attempts.into(),
+                "attempts per target before a transient error fails it",
+            ),
+            (
+                "scheduler.poll_interval_ms",
+                s.poll_interval_ms.into(),
+                "how often an idle dispatcher looks at the store",
+            ),
+            (
+                "scheduler.concurrency",
+                s.concurrency as i128,
+                "publish calls in flight per process",
+            ),
+            (
+                "scheduler.batch_size",
+                s.batch_size as i128,
+                "wake-up jobs fetched per poll",
+            ),
+            (
+                "scheduler.sweep_interval_secs",
+                s.sweep_interval_secs.into(),
+                "how often expired claims are taken over",
+            ),
+            (
+                "scheduler.publish_timeout_secs",
+                s.publish_timeout_secs.into(),
+                "how long one publish call may take",
+            ),
+            (
+                "max_connections",
+                self.max_connections.into(),
+                "database connections per process",
+            ),
+        ];
+        for (key, value, what) in at_least_one {
+            if value < 1 {
+                bail!("{key} = {value}: must be at least 1 ({what})");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The config path a `CLARION_*` variable overrides, if it is one.
+fn override_path(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix("CLARION_")?;
+    let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+    TOP_LEVEL_KEYS.contains(&path[0].as_str()).then_some(path)
 }
 
 fn apply_env_overrides(
@@ -110,13 +239,9 @@ fn apply_env_overrides(
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<()> {
     for (name, raw) in vars {
-        let Some(rest) = name.strip_prefix("CLARION_") else {
+        let Some(path) = override_path(&name) else {
             continue;
         };
-        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
-        if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
-            continue;
-        }
         let mut node = &mut *table;
         for key in &path[..path.len() - 1] {
             let entry = node
@@ -124,7 +249,7 @@ fn apply_env_overrides(
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             node = match entry {
                 toml::Value::Table(t) => t,
-                _ => bail!("{name}: `{key}` is not a table in the config"),
+                _ => bail!("environment variable {name}: `{key}` is not a table in the config"),
             };
         }
         node.insert(path[path.len() - 1].clone(), env_value(&raw));
@@ -187,6 +312,113 @@ mod tests {
         let err = toml::Value::Table(table).try_into::<Config>().unwrap_err();
         assert!(
             err.to_string().contains("unknown field `grace_period`"),
+            "{err}"
+        );
+    }
+
+    /// Loads `text` as the config file with `env` as the environment;
+    /// returns the whole error chain as the CLI prints it.
+    fn load_error(text: &str, env: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clarion.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load_with(&path, true, vars(env)).unwrap_err();
+        format!("{err:#}").replace(&path.display().to_string(), "FILE")
+    }
+
+    #[test]
+    fn a_bad_env_override_is_blamed_on_the_variable_not_the_file() {
+        let err = load_error(
+            "[scheduler]\nmax_attempts = 3\n",
+            &[("CLARION_SCHEDULER__MAX_ATTEMPTS", "abc")],
+        );
+        assert!(
+            err.starts_with("environment variable CLARION_SCHEDULER__MAX_ATTEMPTS: "),
+            "{err}"
+        );
+        assert!(!err.contains("FILE"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        // A mistake in the file is still the file's.
+        let err = load_error(
+            "[scheduler]\nmax_attempts = \"x\"\n",
+            &[("CLARION_SERVER__BIND", "127.0.0.1:1")],
+        );
+        assert!(err.starts_with("config FILE: "), "{err}");
+        // An override that fixes the file wins.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clarion.toml");
+        std::fs::write(&path, "[scheduler]\nmax_attempts = 0\n").unwrap();
+        let config = Config::load_with(
+            &path,
+            true,
+            vars(&[("CLARION_SCHEDULER__MAX_ATTEMPTS", "4")]),
+        )
+        .unwrap();
+        assert_eq!(config.scheduler.max_attempts, 4);
+    }
+
+    #[test]
+    fn zero_attempts_poll_interval_or_concurrency_are_refused() {
+        for key in ["max_attempts", "poll_interval_ms", "concurrency"] {
+            let err = load_error(&format!("[scheduler]\n{key} = 0\n"), &[]);
+            assert!(
+                err.starts_with(&format!(
+                    "config FILE: scheduler.{key} = 0: must be at least 1 ("
+                )),
+                "{err}"
+            );
+            let var = format!("CLARION_SCHEDULER__{}", key.to_uppercase());
+            let err = load_error("", &[(&var, "0")]);
+            assert!(
+                err.starts_with(&format!(
+                    "environment variable {var}: scheduler.{key} = 0: must be at least 1"
+                )),
+                "{err}"
+            );
+        }
+        let err = load_error("[scheduler]\nmax_attempts = -2\n", &[]);
+        assert!(err.contains("scheduler.max_attempts = -2"), "{err}");
+    }
+
+    #[test]
+    fn timezone_is_an_iana_name_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clarion.toml");
+        std::fs::write(&path, "timezone = \"Europe/Paris\"\n").unwrap();
+        let config = Config::load_with(&path, true, vars(&[])).unwrap();
+        assert_eq!(config.timezone.name(), "Europe/Paris");
+        std::fs::write(&path, "").unwrap();
+        let config = Config::load_with(&path, true, vars(&[])).unwrap();
+        assert_eq!(config.timezone, clarion_core::time::Tz::UTC);
+        let config = Config::load_with(
+            &path,
+            true,
+            vars(&[("CLARION_TIMEZONE", "America/New_York")]),
+        )
+        .unwrap();
+        assert_eq!(config.timezone.name(), "America/New_York");
+
+        let err = load_error("timezone = \"Europe/Pariss\"\n", &[]);
+        assert!(
+            err.starts_with("config FILE: `Europe/Pariss` is not a time zone: give an IANA name"),
+            "{err}"
+        );
+        let err = load_error("", &[("CLARION_TIMEZONE", "CEST")]);
+        assert!(
+            err.starts_with("environment variable CLARION_TIMEZONE: `CEST` is not a time zone"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_inline_secret_says_how_to_refer_to_it() {
+        let err = load_error("[server]\napi_token = \"abc-s3cret\"\n", &[]);
+        assert!(
+            err.contains("use { env = \"NAME\" } or { file = \"path\" }"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("abc-s3cret") && !err.contains("SecretRef"),
             "{err}"
         );
     }

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod time;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,12 @@ use crate::config::{Config, LogFormat};
 /// Self-hosted social media publishing: schedule posts to many channels,
 /// published exactly once, never early, and reported when they fail.
 #[derive(Debug, Parser)]
-#[command(name = "clarion", version, propagate_version = true)]
+#[command(
+    name = "clarion",
+    version,
+    propagate_version = true,
+    after_help = EXAMPLES
+)]
 struct Cli {
     /// Config file. Every setting can be overridden by CLARION_* variables.
     #[arg(
@@ -31,6 +37,18 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  clarion post create -C masto -C sky --text 'Hello' --at 2027-03-01T09:00:00
+  clarion post create -C masto --text 'In a moment' --in 1h30m
+  clarion post ls --from 2027-03-01 --to 2027-03-07
+  clarion post show 12
+  clarion content plan && clarion content sync
+  clarion run
+  clarion completions bash > /etc/bash_completion.d/clarion
+
+Times without an offset are read in the `timezone` setting (default UTC).";
 
 // Parsed once per run: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -55,17 +73,30 @@ enum Command {
     /// Measure Clarion on this machine.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Print a shell completion script: `clarion completions bash > /etc/bash_completion.d/clarion`.
+    Completions(commands::completions::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let is_run = matches!(cli.command, Command::Run(_));
+    if !is_run {
+        // `clarion post ls | head -1`: end quietly when the reader goes away,
+        // like other Unix tools. (`run` keeps ignoring SIGPIPE: it is a server.)
+        reset_sigpipe();
+    }
+    if let Command::Completions(args) = &cli.command {
+        commands::completions::print(args);
+        return ExitCode::SUCCESS;
+    }
     let explicit = std::env::var_os("CLARION_CONFIG").is_some()
         || std::env::args().any(|a| a == "--config" || a == "-c" || a.starts_with("--config="));
     let config = match Config::load(&cli.config, explicit) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
-    init_tracing(&config);
+    time::set_zone(config.timezone);
+    init_tracing(&config, is_run);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,15 +121,103 @@ fn fail(error: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_tracing(config: &Config) {
+#[cfg(unix)]
+fn reset_sigpipe() {
+    // SAFETY: called first thing in `main`, before any thread is started;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn reset_sigpipe() {}
+
+/// Colour only for a person at a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+fn use_colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn init_tracing(config: &Config, is_run: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLARION_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{},sea_orm_migration=warn", config.log.level))
+        // The key file's permissions warning matters where the key is used
+        // for real, at `run`; other commands would repeat it every time.
+        let quiet = if is_run {
+            String::new()
+        } else {
+            format!(",{}=off", clarion_store::KEY_MODE_LOG_TARGET)
+        };
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},sea_orm_migration=warn{quiet}",
+            config.log.level
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(use_colour(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `clarion post schedule` -> every argument of every command.
+    fn walk(command: &clap::Command, path: &str, visit: &mut impl FnMut(&str, &clap::Command)) {
+        let path = format!("{path} {}", command.get_name());
+        visit(&path, command);
+        for sub in command.get_subcommands() {
+            walk(sub, &path, visit);
+        }
+    }
+
+    #[test]
+    fn every_command_option_and_positional_has_a_help_line() {
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut |path, command| {
+            if command.get_about().is_none() && path != " clarion" {
+                missing.push(format!("{path}: no about"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+        });
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn every_in_option_takes_a_negative_value_to_the_one_parser() {
+        // `--in -5m` must reach `time::parse_in` (one message with
+        // examples), not be taken for an unknown flag by clap.
+        let mut found = 0;
+        walk(&Cli::command(), "", &mut |path, command| {
+            for arg in command.get_arguments() {
+                if arg.get_long() == Some("in") {
+                    found += 1;
+                    assert!(arg.is_allow_hyphen_values_set(), "{path} --in");
+                }
+            }
+        });
+        assert!(found >= 2, "{found}");
+    }
+
+    #[test]
+    fn top_level_help_shows_examples() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Examples:"), "{help}");
+        assert!(help.contains("clarion post ls --from"), "{help}");
     }
 }

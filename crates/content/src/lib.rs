@@ -8,21 +8,28 @@
 mod error;
 mod files;
 mod helpers;
+mod ids;
 mod library;
 mod markdown;
 mod media;
+mod media_dir;
 mod plan;
 mod post;
 
 pub use error::ContentError;
+pub use ids::{MAX_ID_LEN, check_ids, is_valid_id, with_id, write_id};
 pub use library::{ChannelInfo, ContentLibrary, PostSource};
 pub use markdown::{
     ALLOWED_SCHEMES, allowed_url, to_html as markdown_to_html,
     to_html_blocks as markdown_to_html_blocks, to_plain as markdown_to_plain,
 };
-pub use media::{describe as describe_media, mime_for};
+pub use media::{KNOWN_EXTENSIONS, describe as describe_media, mime_for};
+pub use media_dir::{MediaDir, UPLOADS as MEDIA_UPLOADS};
 pub use plan::{
     PlannedTarget, Step as RenderStep, plan_file, render_targets, render_targets_by_step,
     split_thread,
 };
-pub use post::{PostFile, load_post_dir, parse_post_file};
+pub use post::{
+    FRONT_MATTER_KEYS, PostFile, load_post_dir, load_post_dir_in, parse_post_file,
+    parse_post_file_in,
+};

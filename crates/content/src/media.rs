@@ -5,7 +5,14 @@ use std::path::Path;
 
 use clarion_core::Media;
 
-/// MIME type from the file extension (the platforms' accepted set).
+/// Extensions [`mime_for`] knows. Knowing a type is not accepting it:
+/// each channel's adapter says which types it takes (`media_rule`), and a
+/// post is refused at plan time on a channel that does not take its media.
+pub const KNOWN_EXTENSIONS: &[&str] = &[
+    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".mov", ".webm",
+];
+
+/// MIME type from the file extension.
 pub fn mime_for(path: &Path) -> Option<&'static str> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     Some(match ext.as_str() {
@@ -14,6 +21,8 @@ pub fn mime_for(path: &Path) -> Option<&'static str> {
         "gif" => "image/gif",
         "webp" => "image/webp",
         "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
         _ => return None,
     })
 }
@@ -26,8 +35,9 @@ pub fn describe(path: &Path, alt: String) -> Result<Media, String> {
     }
     let mime = mime_for(path).ok_or_else(|| {
         format!(
-            "media {}: unknown type (use .png, .jpg, .gif, .webp or .mp4)",
-            path.display()
+            "media {}: unknown type (known: {}; which of them a channel takes depends on the channel)",
+            path.display(),
+            KNOWN_EXTENSIONS.join(", ")
         )
     })?;
     Ok(Media {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! +++
+//! id = "k3v9x2m7q4tz"
 //! at = 2026-12-01T09:00:00Z
 //! channels = ["team-webhook", "dry-run"]
 //! template = "launch"
@@ -12,11 +13,18 @@
 //! +++
 //! Body text with {{product}}.
 //! ```
+//!
+//! `id` is the post's identity: a post is found by it, so renaming or moving
+//! the file updates the same post (`content sync` writes one into a file
+//! that has none). Every key after `[vars]` is a template variable, so a
+//! variable may not be named like a front-matter key: that is almost always
+//! a setting written below `[vars]` by mistake.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+use clarion_core::time::Tz;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
@@ -31,9 +39,16 @@ pub struct PostFile {
     /// The path as given, for messages.
     pub path: String,
     /// Path relative to the posts directory with `/` separators
-    /// (`2026/launch.md`): the stable identity a sync upserts by.
-    pub source_key: String,
+    /// (`2026/launch.md`): where the post is kept now, not who it is.
+    pub relative_path: String,
+    /// `id = "..."`: the post's identity, which survives renames. None until
+    /// `content sync` writes one into the file.
+    pub id: Option<String>,
+    /// 1-based line of the `id =` key, or 1 when it is missing.
+    pub id_line: usize,
     pub at: DateTime<Utc>,
+    /// 1-based line of the `at =` key (1 when it is missing).
+    pub at_line: usize,
     pub channels: Vec<String>,
     pub template: Option<String>,
     pub campaign: Option<String>,
@@ -71,13 +86,14 @@ impl PostFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FrontMatter {
+    id: Option<Spanned<String>>,
     at: Option<Spanned<toml::Value>>,
     channels: Option<Spanned<Vec<String>>>,
     template: Option<String>,
     campaign: Option<String>,
     author: Option<String>,
     #[serde(default)]
-    vars: toml::Table,
+    vars: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     overrides: BTreeMap<String, Override>,
     #[serde(default)]
@@ -110,8 +126,35 @@ struct Sections<'a> {
 /// The front matter starts on line 2, right after the opening `+++`.
 const FRONT_FIRST_LINE: usize = 2;
 
-/// Parses one post file. Errors name `path` and the line.
+/// The top-level front-matter keys. Under `[vars]` these names are refused:
+/// `thread = true` written below `[vars]` would be a template variable, and
+/// the post would silently not be a thread.
+pub const FRONT_MATTER_KEYS: [&str; 10] = [
+    "id",
+    "at",
+    "channels",
+    "template",
+    "campaign",
+    "author",
+    "vars",
+    "overrides",
+    "thread",
+    "media",
+];
+
+/// Parses one post file, reading an `at` without offset in UTC. Errors
+/// name `path` and the line.
 pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostFile, ContentError> {
+    parse_post_file_in(path, source_key, text, Tz::UTC)
+}
+
+/// Parses one post file, reading an `at` without offset in `zone`.
+pub fn parse_post_file_in(
+    path: &str,
+    source_key: &str,
+    text: &str,
+    zone: Tz,
+) -> Result<PostFile, ContentError> {
     let located =
         |(line, message): (usize, String)| ContentError::new(message).in_file(path).at_line(line);
     let sections = split(text).map_err(located)?;
@@ -123,7 +166,10 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
     })?;
     let line_at = |offset: usize| FRONT_FIRST_LINE - 1 + line_of(sections.front, offset);
 
-    let at = parse_at(front.at.as_ref(), &line_at).map_err(located)?;
+    let (id, id_line) = check_id(front.id, &line_at).map_err(located)?;
+    let at_line = front.at.as_ref().map_or(1, |at| line_at(at.span().start));
+    let at = parse_at(front.at.as_ref(), &line_at, zone).map_err(located)?;
+    check_vars(&front.vars, &line_at).map_err(located)?;
     let (channels, channels_line) = check_channels(front.channels, &line_at).map_err(located)?;
     let overrides = check_overrides(front.overrides, &channels, &line_at).map_err(located)?;
     let base = Path::new(path).parent().unwrap_or(Path::new("."));
@@ -139,8 +185,11 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
         .map_err(located)?;
     Ok(PostFile {
         path: path.to_owned(),
-        source_key: source_key.to_owned(),
+        relative_path: source_key.to_owned(),
+        id,
+        id_line,
         at,
+        at_line,
         channels,
         template: front.template,
         campaign: front.campaign,
@@ -148,7 +197,7 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
         vars: front
             .vars
             .into_iter()
-            .map(|(k, v)| (k, toml_to_json(v)))
+            .map(|(k, v)| (k, toml_to_json(v.into_inner())))
             .collect(),
         overrides,
         body: sections.body.to_owned(),
@@ -162,7 +211,13 @@ pub fn parse_post_file(path: &str, source_key: &str, text: &str) -> Result<PostF
 /// Every `.md` file under `dir`, recursively, sorted by path. Files that
 /// cannot be read or parsed become errors; the others are still returned so
 /// one bad file does not hide the rest. A missing directory has no posts.
+/// An `at` without offset is read in UTC.
 pub fn load_post_dir(dir: &Path) -> (Vec<PostFile>, Vec<ContentError>) {
+    load_post_dir_in(dir, Tz::UTC)
+}
+
+/// [`load_post_dir`], reading an `at` without offset in `zone`.
+pub fn load_post_dir_in(dir: &Path, zone: Tz) -> (Vec<PostFile>, Vec<ContentError>) {
     if !dir.exists() {
         return (Vec::new(), Vec::new());
     }
@@ -172,7 +227,7 @@ pub fn load_post_dir(dir: &Path) -> (Vec<PostFile>, Vec<ContentError>) {
         let shown = files::display(&path);
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| ContentError::new(format!("cannot read post file: {e}")).in_file(&shown))
-            .and_then(|text| parse_post_file(&shown, &source_key(dir, &path), &text));
+            .and_then(|text| parse_post_file_in(&shown, &source_key(dir, &path), &text, zone));
         match parsed {
             Ok(post) => posts.push(post),
             Err(e) => errors.push(e),
@@ -241,11 +296,13 @@ fn line_of(text: &str, offset: usize) -> usize {
     before.matches('\n').count() + 1
 }
 
-/// `at` as a TOML date-time or an RFC 3339 string, always with an offset:
-/// a local time would publish at a different moment on every server.
+/// `at` as a TOML date-time or an RFC 3339 string. Without an offset it is
+/// a wall-clock time in `zone` (the `timezone` setting); a time the clocks
+/// skip for daylight saving is refused, a repeated one is the earlier.
 fn parse_at(
     at: Option<&Spanned<toml::Value>>,
     line_at: &impl Fn(usize) -> usize,
+    zone: Tz,
 ) -> Result<DateTime<Utc>, (usize, String)> {
     let Some(at) = at else {
         return Err((
@@ -264,23 +321,54 @@ fn parse_at(
             ));
         }
     };
-    match DateTime::parse_from_rfc3339(&text) {
-        Ok(at) => Ok(at.with_timezone(&Utc)),
-        Err(_) if is_local_datetime(&text) => Err((
-            line,
-            format!("`at` = {text} has no timezone; add one, e.g. {text}Z or {text}+02:00"),
-        )),
-        Err(e) => Err((
-            line,
-            format!("`at` = {text:?} is not an RFC 3339 date-time: {e}"),
-        )),
-    }
+    clarion_core::time::parse_time(&text, zone).map_err(|e| (line, format!("`at`: {e}")))
 }
 
-fn is_local_datetime(text: &str) -> bool {
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+/// `id` as written: letters, digits, `-` and `_`, at most 64 of them.
+fn check_id(
+    id: Option<Spanned<String>>,
+    line_at: &impl Fn(usize) -> usize,
+) -> Result<(Option<String>, usize), (usize, String)> {
+    let Some(id) = id else {
+        return Ok((None, 1));
+    };
+    let line = line_at(id.span().start);
+    let id = id.into_inner();
+    if !crate::ids::is_valid_id(&id) {
+        return Err((
+            line,
+            format!(
+                "`id` = {id:?} must be 1 to 64 letters, digits, `-` or `_` \
+                 (or leave it out: `content sync` writes one)"
+            ),
+        ));
+    }
+    Ok((Some(id), line))
+}
+
+/// Refuses a variable named like a front-matter key: every key after
+/// `[vars]` belongs to `[vars]`, so `thread = true` there would not make a
+/// thread but a variable nobody uses.
+fn check_vars(
+    vars: &BTreeMap<String, Spanned<toml::Value>>,
+    line_at: &impl Fn(usize) -> usize,
+) -> Result<(), (usize, String)> {
+    // The first one in the file, not in alphabetical order.
+    match vars
         .iter()
-        .any(|format| NaiveDateTime::parse_from_str(text, format).is_ok())
+        .filter(|(name, _)| FRONT_MATTER_KEYS.contains(&name.as_str()))
+        .min_by_key(|(_, value)| value.span().start)
+    {
+        Some((name, value)) => Err((
+            line_at(value.span().start),
+            format!(
+                "`{name}` is under `[vars]`, so it would be a template variable, not the \
+                 post's `{name}`: move it above `[vars]` (every key after a `[table]` line \
+                 belongs to that table), or rename the variable"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_channels(
@@ -384,7 +472,9 @@ Body text with {{product}}.
     fn a_full_post_file_parses() {
         let post = parse(LAUNCH).unwrap();
         assert_eq!(post.path, "content/posts/2026/launch.md");
-        assert_eq!(post.source_key, "2026/launch.md");
+        assert_eq!(post.relative_path, "2026/launch.md");
+        assert_eq!((post.id.as_deref(), post.id_line), (None, 1));
+        assert_eq!(post.at_line, 2);
         assert_eq!(post.at.to_rfc3339(), "2026-12-01T09:00:00+00:00");
         assert_eq!(post.channels, ["team-webhook", "dry-run"]);
         assert_eq!(post.template.as_deref(), Some("launch"));
@@ -455,27 +545,41 @@ Body text with {{product}}.
     }
 
     #[test]
-    fn at_is_required_and_needs_a_timezone() {
+    fn at_is_required_and_must_be_a_time() {
         assert_eq!(
             error("+++\nchannels = [\"x\"]\n+++\n"),
             "content/posts/2026/launch.md:1: front matter has no `at` (when to publish, e.g. at = 2026-12-01T09:00:00Z)"
-        );
-        assert_eq!(
-            error("+++\nchannels = [\"x\"]\nat = 2026-12-01T09:00:00\n+++\n"),
-            "content/posts/2026/launch.md:3: `at` = 2026-12-01T09:00:00 has no timezone; \
-             add one, e.g. 2026-12-01T09:00:00Z or 2026-12-01T09:00:00+02:00"
-        );
-        assert_eq!(
-            error("+++\nchannels = [\"x\"]\n\nat = \"2026-12-01 09:00:00\"\n+++\n"),
-            "content/posts/2026/launch.md:4: `at` = 2026-12-01 09:00:00 has no timezone; \
-             add one, e.g. 2026-12-01 09:00:00Z or 2026-12-01 09:00:00+02:00"
         );
         let err = parse("+++\nat = \"next tuesday\"\nchannels = [\"x\"]\n+++\n").unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(
             err.message
-                .starts_with("`at` = \"next tuesday\" is not an RFC 3339 date-time"),
+                .starts_with("`at`: `next tuesday` is not an RFC 3339 time"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn at_without_offset_is_read_in_the_configured_zone() {
+        let paris = clarion_core::time::parse_zone("Europe/Paris").unwrap();
+        let in_zone = |text: &str| parse_post_file_in("p.md", "p.md", text, paris);
+        // A TOML local date-time and a string, both read in Europe/Paris.
+        let post = in_zone("+++\nchannels = [\"x\"]\nat = 2027-03-01T09:00:00\n+++\n").unwrap();
+        assert_eq!(post.at.to_rfc3339(), "2027-03-01T08:00:00+00:00");
+        let post = in_zone("+++\nchannels = [\"x\"]\nat = \"2027-07-01 09:00\"\n+++\n").unwrap();
+        assert_eq!(post.at.to_rfc3339(), "2027-07-01T07:00:00+00:00");
+        // An explicit offset wins; without a zone configured, UTC.
+        let post = in_zone("+++\nchannels = [\"x\"]\nat = 2027-03-01T09:00:00Z\n+++\n").unwrap();
+        assert_eq!(post.at.to_rfc3339(), "2027-03-01T09:00:00+00:00");
+        let post = parse("+++\nchannels = [\"x\"]\nat = 2027-03-01T09:00:00\n+++\n").unwrap();
+        assert_eq!(post.at.to_rfc3339(), "2027-03-01T09:00:00+00:00");
+        // The hour the clocks skip is refused on its line, naming zone and time.
+        let err =
+            in_zone("+++\nchannels = [\"x\"]\n\nat = 2027-03-28T02:30:00\n+++\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.md:4: `at`: 2027-03-28T02:30:00 does not exist in Europe/Paris: the clocks \
+             skip it for daylight saving time; pick another time or give an offset"
         );
     }
 
@@ -505,6 +609,72 @@ Body text with {{product}}.
     }
 
     #[test]
+    fn a_setting_written_under_vars_is_refused_at_its_line() {
+        // The README's old example: `thread` and `media` after `[vars]` were
+        // template variables, so the thread was not split and the missing
+        // image was not reported.
+        let text = "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\n[vars]\ntitle = \"Hi\"\n\
+                    thread = true\nmedia = [{ path = \"gone.png\", alt = \"\" }]\n+++\nhi\n";
+        assert_eq!(
+            error(text),
+            "content/posts/2026/launch.md:6: `thread` is under `[vars]`, so it would be a \
+             template variable, not the post's `thread`: move it above `[vars]` (every key \
+             after a `[table]` line belongs to that table), or rename the variable"
+        );
+        let text =
+            "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\n[vars]\nthread = true\n+++\n";
+        assert_eq!(parse(text).unwrap_err().line, Some(5));
+        // Above `[vars]` they are settings: the missing image is reported.
+        let text = "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\nthread = true\n\
+                    media = [{ path = \"gone.png\", alt = \"\" }]\n[vars]\ntitle = \"Hi\"\n+++\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.message.starts_with("media "), "{err}");
+    }
+
+    #[test]
+    fn front_matter_keys_are_exactly_the_accepted_ones() {
+        let err = error("+++\nbogus = 1\n+++\n");
+        let expected = FRONT_MATTER_KEYS
+            .iter()
+            .map(|key| format!("`{key}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            err.contains(&format!("expected one of {expected}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_the_key_and_line() {
+        for (text, key, line) in [
+            (
+                "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\n\ntheme = \"dark\"\n+++\n",
+                "theme",
+                5,
+            ),
+            (
+                "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\n[overrides.x]\nbody = \"b\"\ntitle = \"t\"\n+++\n",
+                "title",
+                6,
+            ),
+            (
+                "+++\nat = 2026-12-01T09:00:00Z\nchannels = [\"x\"]\nmedia = [{ path = \"a.png\", caption = \"c\" }]\n+++\n",
+                "caption",
+                4,
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.line, Some(line), "{err}");
+            assert!(
+                err.message.contains(&format!("unknown field `{key}`")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn load_post_dir_reads_md_files_recursively_with_stable_keys() {
         let dir =
             std::env::temp_dir().join(format!("clarion-content-posts-{}", std::process::id()));
@@ -517,7 +687,7 @@ Body text with {{product}}.
         std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
 
         let (posts, errors) = load_post_dir(&dir);
-        let keys: Vec<&str> = posts.iter().map(|p| p.source_key.as_str()).collect();
+        let keys: Vec<&str> = posts.iter().map(|p| p.relative_path.as_str()).collect();
         assert_eq!(keys, ["2026/launch.md", "a.md"]);
         assert_eq!(
             posts[0].path,

@@ -150,7 +150,11 @@ impl MediaRule {
     pub fn check(&self, media: &[Media]) -> Result<(), ValidationError> {
         if media.len() > self.max_count {
             return Err(ValidationError::new(if self.max_count == 0 {
-                "this channel takes no attachments".to_owned()
+                let given: Vec<String> = media
+                    .iter()
+                    .map(|m| format!("{} is {}", m.path.display(), m.mime))
+                    .collect();
+                format!("this channel takes no attachments ({})", given.join(", "))
             } else {
                 format!(
                     "{} attachments; the limit is {}",
@@ -194,6 +198,28 @@ pub struct PublishReceipt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCheck {
     pub detail: String,
+    /// Set when the platform answered but the check could not verify what
+    /// publishing needs (a webhook that answers neither HEAD nor OPTIONS):
+    /// `channels check` prints `warn`, not `ok`.
+    pub warning: Option<String>,
+}
+
+impl ChannelCheck {
+    /// Everything publishing needs was verified.
+    pub fn ok(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            warning: None,
+        }
+    }
+
+    /// Reachable, but not everything could be verified.
+    pub fn warn(detail: impl Into<String>, warning: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            warning: Some(warning.into()),
+        }
+    }
 }
 
 /// A configured account on a platform.
@@ -249,6 +275,9 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
     /// Publishes one post. Must classify every failure (see [`ErrorClass`]).
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError>;
 
-    /// Verifies the credentials against the platform.
+    /// Verifies against the platform what publishing needs: the
+    /// credentials, and the destination where that can be read (a Matrix
+    /// room the bot has joined). Read-only: it posts nothing, so a failure
+    /// is never `OutcomeUnknown` (an unreadable answer is a failed check).
     async fn check(&self) -> Result<ChannelCheck, PublishError>;
 }

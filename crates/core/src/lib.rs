@@ -14,6 +14,7 @@ mod registry;
 mod secret;
 mod status;
 mod text;
+pub mod time;
 
 pub use adapter::{
     ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,

@@ -9,11 +9,57 @@ use serde::Deserialize;
 use crate::ConfigError;
 
 /// Where to read a secret: `{ env = "NAME" }` or `{ file = "/run/secrets/x" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A value written inline (`api_token = "abc"`) is refused with a message
+/// saying so, without repeating the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
     pub env: Option<String>,
     pub file: Option<PathBuf>,
+}
+
+/// What serde says a secret reference looks like.
+const SECRET_REF_SHAPE: &str = "{ env = \"NAME\" } or { file = \"path\" }";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            env: Option<String>,
+            file: Option<PathBuf>,
+        }
+
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SECRET_REF_SHAPE)
+            }
+
+            // The string is the secret itself: never echo it.
+            fn visit_str<E: serde::de::Error>(self, _value: &str) -> Result<SecretRef, E> {
+                Err(E::custom(format!(
+                    "a secret is not written in the config: use {SECRET_REF_SHAPE}"
+                )))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretRef, A::Error> {
+                let fields =
+                    Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SecretRef {
+                    env: fields.env,
+                    file: fields.file,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl SecretRef {
@@ -92,6 +138,40 @@ mod tests {
             err.to_string(),
             "channel `x` token: environment variable CLARION_TEST_SURELY_UNSET_VAR is not set"
         );
+    }
+
+    #[test]
+    fn an_inline_secret_says_how_to_refer_to_one_without_repeating_it() {
+        #[derive(Debug, Deserialize)]
+        struct Server {
+            #[allow(dead_code)]
+            api_token: SecretRef,
+        }
+        // As the config is read: parsed to a table, then deserialized (so no
+        // source snippet around the error).
+        let table: toml::Table = "api_token = \"abc-s3cret\"".parse().unwrap();
+        let err = toml::Value::Table(table)
+            .try_into::<Server>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("use { env = \"NAME\" } or { file = \"path\" }"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SecretRef") && !err.contains("abc-s3cret"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<SecretRef>("42")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected { env = \"NAME\" }"), "{err}");
+        let err = serde_json::from_str::<SecretRef>(r#"{"envv": "X"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `envv`"), "{err}");
+        let ok: Server = toml::from_str("api_token = { env = \"TOKEN\" }").unwrap();
+        assert_eq!(ok.api_token, SecretRef::env("TOKEN"));
     }
 
     #[test]

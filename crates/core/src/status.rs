@@ -8,6 +8,11 @@ use std::fmt;
 ///   |          |   |________|------> outcome_unknown
 ///   +----------+--> cancelled        (publishing -> scheduled = retry)
 /// ```
+///
+/// A person may move on what the scheduler leaves for them:
+/// `failed`/`outcome_unknown -> scheduled` (`post retry`), and
+/// `failed`/`outcome_unknown -> published` or `outcome_unknown -> failed`
+/// (`post settle`, recording what they checked on the platform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetStatus {
     Draft,
@@ -21,7 +26,10 @@ pub enum TargetStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StatusError {
-    #[error("unknown target status `{0}`")]
+    #[error(
+        "unknown target status `{0}` (one of: draft, scheduled, publishing, published, \
+         failed, outcome_unknown, cancelled)"
+    )]
     Unknown(String),
     #[error("a target cannot go from {from} to {to}")]
     Transition {
@@ -60,7 +68,8 @@ impl TargetStatus {
             .ok_or_else(|| StatusError::Unknown(s.to_owned()))
     }
 
-    /// Final states never change again; the scheduler ignores them.
+    /// Final states: the scheduler never moves them again (a person may
+    /// retry or settle a [`Self::awaits_person`] one).
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -69,6 +78,11 @@ impl TargetStatus {
                 | TargetStatus::OutcomeUnknown
                 | TargetStatus::Cancelled
         )
+    }
+
+    /// Left for a person: `post retry` or `post settle` may move it on.
+    pub fn awaits_person(self) -> bool {
+        matches!(self, TargetStatus::Failed | TargetStatus::OutcomeUnknown)
     }
 
     /// Content may still be edited (and re-rendered) in these states.
@@ -90,6 +104,13 @@ impl TargetStatus {
                 | (Publishing, Failed)
                 | (Publishing, OutcomeUnknown)
                 | (Publishing, Scheduled)
+                // A person's retry (`post retry`).
+                | (Failed, Scheduled)
+                | (OutcomeUnknown, Scheduled)
+                // A person's check on the platform (`post settle`).
+                | (Failed, Published)
+                | (OutcomeUnknown, Published)
+                | (OutcomeUnknown, Failed)
         )
     }
 
@@ -124,22 +145,53 @@ mod tests {
     }
 
     #[test]
-    fn final_states_cannot_be_left() {
-        for from in TargetStatus::ALL.into_iter().filter(|s| s.is_final()) {
-            for to in TargetStatus::ALL {
-                assert!(
-                    from.transition(to).is_err(),
-                    "{from} -> {to} must be refused"
-                );
-            }
+    fn an_unknown_status_lists_the_valid_ones() {
+        let message = TargetStatus::parse("bogus").unwrap_err().to_string();
+        assert!(
+            message.starts_with("unknown target status `bogus`"),
+            "{message}"
+        );
+        for status in TargetStatus::ALL {
+            assert!(message.contains(status.as_str()), "{message}");
         }
     }
 
     #[test]
-    fn a_published_target_is_only_reached_through_publishing() {
+    fn final_states_are_left_only_by_a_persons_retry_or_settle() {
+        use TargetStatus::*;
+        let persons = [
+            (Failed, Scheduled),
+            (OutcomeUnknown, Scheduled),
+            (Failed, Published),
+            (OutcomeUnknown, Published),
+            (OutcomeUnknown, Failed),
+        ];
+        for from in TargetStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            for to in TargetStatus::ALL {
+                assert_eq!(
+                    from.transition(to).is_ok(),
+                    persons.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+        for status in TargetStatus::ALL {
+            let left_for_a_person = persons.iter().any(|(from, _)| *from == status);
+            assert_eq!(status.awaits_person(), left_for_a_person, "{status}");
+        }
+        // Published and cancelled are final for everyone.
+        for to in TargetStatus::ALL {
+            assert!(Published.transition(to).is_err(), "published -> {to}");
+            assert!(Cancelled.transition(to).is_err(), "cancelled -> {to}");
+        }
+    }
+
+    #[test]
+    fn a_published_target_is_reached_through_publishing_or_a_persons_check() {
         for from in TargetStatus::ALL {
             let allowed = from.can_become(TargetStatus::Published);
-            assert_eq!(allowed, from == TargetStatus::Publishing, "{from}");
+            let expected = from == TargetStatus::Publishing || from.awaits_person();
+            assert_eq!(allowed, expected, "{from}");
         }
     }
 }

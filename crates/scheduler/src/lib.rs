@@ -6,6 +6,7 @@
 //! The apalis queue only says when to look (wake-ups); the store's claim
 //! decides whether anything happens.
 
+pub mod alerts;
 mod config;
 mod create_writer;
 mod dispatcher;
@@ -19,12 +20,19 @@ mod sweeper;
 mod worker;
 mod writer;
 
+pub use alerts::AlertsConfig;
 pub use config::SchedulerConfig;
 pub use dispatcher::run_workers;
 pub use error::{ItemError, SchedulerError, ServiceError};
 pub use metrics::Metrics;
 pub use queue::{PublishQueue, QUEUE_NAME, Wake};
 pub use retry::{History, after_failure};
+pub use service::content_sync::{
+    CancelPlan, CancelReport, ContentPlan, ContentSync, FileAction, FilePlan, TargetChange,
+    TargetPlan, new_post_id, plan_content,
+};
+pub use service::edit::{EditReport, PostChanges};
+pub use service::retry::{RetryReport, RetryRequest};
 pub use service::{PostInput, PostService, SyncReport, ValidPost};
 pub use sweeper::Health;
 pub use worker::Runtime;

@@ -7,15 +7,21 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use clarion_content::MediaDir;
 use clarion_content::{
-    ContentError, ContentLibrary, PlannedTarget, PostFile, PostSource, RenderStep, plan_file,
-    render_targets_by_step,
+    ContentError, ContentLibrary, PlannedTarget, PostSource, RenderStep, render_targets_by_step,
 };
 use clarion_core::AdapterRegistry;
-use clarion_store::{NewPost, NewTarget, PostDetail, Store, StoreError, SyncOutcome, now_ms};
+use clarion_store::{NewPost, NewTarget, PostDetail, Store, StoreError, now_ms};
 
 use crate::create_writer::{CreateWriter, queue_or_leave_to_sweeper};
 use crate::{ItemError, PublishQueue, ServiceError};
+
+pub(crate) mod content_sync;
+pub(crate) mod edit;
+pub(crate) mod retry;
+
+pub use content_sync::SyncReport;
 
 /// How far in the past an explicit `at` may be (clock skew between the
 /// author's machine and the server) before it is refused.
@@ -41,16 +47,6 @@ pub struct PostInput {
     pub media: Vec<clarion_core::Media>,
 }
 
-/// What `content sync` did with one file.
-#[derive(Debug, Clone)]
-pub struct SyncReport {
-    pub path: String,
-    pub post_id: i32,
-    pub outcome: SyncOutcome,
-    pub queued: usize,
-    pub locked_channels: Vec<String>,
-}
-
 /// A post that passed every check of [`PostService::check_many`], ready to
 /// store. Only the service makes one, so nothing unchecked is stored.
 #[derive(Debug, Clone)]
@@ -65,6 +61,8 @@ pub struct PostService {
     /// Started on the first create, shared by every clone (one per process).
     writer: Arc<OnceLock<CreateWriter>>,
     group_commit: bool,
+    /// Where media named in a request must be (see [`MediaDir`]).
+    media: MediaDir,
 }
 
 impl PostService {
@@ -81,6 +79,7 @@ impl PostService {
             library,
             writer: Arc::default(),
             group_commit: true,
+            media: MediaDir::default(),
         }
     }
 
@@ -93,6 +92,16 @@ impl PostService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Media in requests must name files inside `media` (`media_dir`).
+    pub fn with_media_dir(mut self, media: MediaDir) -> Self {
+        self.media = media;
+        self
+    }
+
+    pub fn media_dir(&self) -> &MediaDir {
+        &self.media
     }
 
     /// Validates, stores and queues a new post; returns after its commit.
@@ -162,12 +171,33 @@ impl PostService {
         if input.channels.is_empty() {
             return Err(Refusal::field("channels", "give at least one channel"));
         }
+        // One target per post and channel (the store enforces it too).
+        if let Some(twice) = input
+            .channels
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| input.channels[..i].contains(c).then_some(c))
+        {
+            return Err(Refusal::field(
+                "channels",
+                format!("channel `{twice}` is listed twice"),
+            ));
+        }
         if let Some(channel) = input.overrides.keys().find(|c| !input.channels.contains(c)) {
             return Err(Refusal::field(
                 "overrides",
                 format!("channel `{channel}` is not one of this post's channels"),
             ));
         }
+        refuse_empty_text(&input)?;
+        // Media only from the media folder: canonical paths, sizes measured.
+        let input = PostInput {
+            media: (input.media.iter().enumerate())
+                .map(|(i, m)| self.media.resolve(m).map_err(|e| format!("[{i}] {e}")))
+                .collect::<Result<_, _>>()
+                .map_err(|m| Refusal::field("media", m))?,
+            ..input
+        };
         let at = scheduled_time(input.at, input.draft).map_err(|m| Refusal::field("at", m))?;
         let source_for = |channel: &str| PostSource {
             body: input
@@ -191,6 +221,21 @@ impl PostService {
                             .collect(),
                     )
                 })?;
+        // A template or a thread made of `---` lines alone may render nothing.
+        if let Some(empty) = planned
+            .iter()
+            .find(|p| p.parts.iter().all(|x| x.trim().is_empty()))
+        {
+            let field = if input.overrides.contains_key(&empty.channel) {
+                "overrides"
+            } else {
+                "body"
+            };
+            return Err(Refusal::field(
+                field,
+                format!("channel `{}`: the text renders empty", empty.channel),
+            ));
+        }
         let targets = new_targets(planned, &input.overrides);
         Ok(NewPost {
             source_key: None,
@@ -217,71 +262,6 @@ impl PostService {
 
     pub async fn cancel(&self, id: i32) -> Result<PostDetail, ServiceError> {
         Ok(self.store.cancel_post(id).await?)
-    }
-
-    /// Renders and validates every file for every channel. Pure: nothing is stored.
-    pub fn plan(&self, files: &[PostFile]) -> Result<Vec<Vec<PlannedTarget>>, Vec<ContentError>> {
-        let mut plans = Vec::with_capacity(files.len());
-        let mut errors = Vec::new();
-        for file in files {
-            match plan_file(&self.library, file, &self.registry) {
-                Ok(plan) => plans.push(plan),
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        if errors.is_empty() {
-            Ok(plans)
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// Upserts post files: all are validated first, and if any is invalid
-    /// nothing is written. The same file twice creates no duplicate; an
-    /// edited file updates its targets that have not gone out yet.
-    pub async fn sync(
-        &self,
-        files: &[PostFile],
-        mut progress: impl FnMut(&str),
-    ) -> Result<Vec<SyncReport>, ServiceError> {
-        let plans = self.plan(files).map_err(ServiceError::Invalid)?;
-        let mut posts = Vec::with_capacity(files.len());
-        let mut errors = Vec::new();
-        for (file, plan) in files.iter().zip(plans) {
-            let new = file_post(file, plan);
-            // A new or edited post must be in the future; an unchanged one
-            // (already synced, maybe already published) is fine as it is.
-            let unchanged = self
-                .store
-                .source_hash(&file.source_key)
-                .await?
-                .is_some_and(|hash| hash == new.content_hash);
-            if !unchanged && file.at.timestamp_millis() < now_ms() - PAST_TOLERANCE_MS {
-                errors.push(
-                    ContentError::new(format!("`at` {} is in the past", file.at.to_rfc3339()))
-                        .in_file(file.path.clone())
-                        .at_line(1),
-                );
-            }
-            posts.push(new);
-        }
-        if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
-        }
-        let mut reports = Vec::with_capacity(files.len());
-        for (file, new) in files.iter().zip(posts) {
-            let result = self.store.sync_post(new).await?;
-            self.queue_or_leave_to_sweeper(&result.enqueue).await;
-            progress(&file.path);
-            reports.push(SyncReport {
-                path: file.path.clone(),
-                post_id: result.post_id,
-                outcome: result.outcome,
-                queued: result.enqueue.len(),
-                locked_channels: result.locked_channels,
-            });
-        }
-        Ok(reports)
     }
 
     /// The targets are stored; if the queue write fails the sweeper re-queues
@@ -360,6 +340,28 @@ fn field_of(step: RenderStep, error: &ContentError, input: &PostInput) -> String
     }
 }
 
+/// Empty or whitespace-only text is refused, naming the field: there is
+/// nothing to publish. (With a template the body may be empty.)
+fn refuse_empty_text(input: &PostInput) -> Result<(), Refusal> {
+    if input.template.is_none() && input.body.trim().is_empty() {
+        return Err(Refusal::field(
+            "body",
+            "the text is empty; give the text of the post",
+        ));
+    }
+    if let Some(channel) = input
+        .overrides
+        .iter()
+        .find_map(|(channel, body)| body.trim().is_empty().then_some(channel))
+    {
+        return Err(Refusal::field(
+            "overrides",
+            format!("channel `{channel}`: the text is empty"),
+        ));
+    }
+    Ok(())
+}
+
 /// The moment a post is due, or None for a draft; the error says why `at`
 /// is refused.
 fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>, String> {
@@ -392,27 +394,6 @@ fn new_targets(
             media: p.media,
         })
         .collect()
-}
-
-fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
-    let targets = new_targets(plan, &file.overrides);
-    let vars = serde_json::Value::Object(file.vars.clone());
-    let fingerprint = serde_json::json!({
-        "body": file.body, "template": file.template, "vars": vars,
-        "campaign": file.campaign, "author": file.author, "at": file.at.timestamp_millis(),
-        "targets": targets.iter().map(|t| (&t.channel, &t.parts, &t.media, &t.override_body)).collect::<Vec<_>>(),
-    });
-    NewPost {
-        source_key: Some(file.source_key.clone()),
-        body: file.body.clone(),
-        template: file.template.clone(),
-        vars,
-        campaign: file.campaign.clone(),
-        author: file.author.clone(),
-        scheduled_at_ms: Some(file.at.timestamp_millis()),
-        content_hash: fnv1a64(fingerprint.to_string().as_bytes()),
-        targets,
-    }
 }
 
 /// A hash that is stable across Rust releases (unlike `DefaultHasher`):

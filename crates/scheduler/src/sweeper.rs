@@ -70,6 +70,8 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: tokio::sync::watch::Rec
 
 async fn sweep(runtime: &Arc<Runtime>) -> Result<(), crate::SchedulerError> {
     recover_expired(runtime).await?;
+    // Stuck-post alerts, if configured: the alert task looks, not the sweeper.
+    crate::alerts::on_sweep(runtime);
     // Due work the dispatcher has not looked at (a lost wake-up, a post
     // created by another process): nudge it. Nothing is re-queued.
     if let Some(due) = runtime.store.next_due_ms(&[]).await?

@@ -120,7 +120,11 @@ impl Runtime {
 
     /// Returns the attempt to record and where the target goes, or None when
     /// the claim was handed back untried.
-    async fn work(&self, target: &target::Model, claim: &Claimed) -> Option<(AttemptRecord, Claim)> {
+    async fn work(
+        &self,
+        target: &target::Model,
+        claim: &Claimed,
+    ) -> Option<(AttemptRecord, Claim)> {
         let token = claim.token.as_str();
         // Never early: a claim may be taken a little before the target's moment.
         if let Some(at) = target.not_before_ms {
@@ -483,6 +487,8 @@ impl Runtime {
                 warn!(target_id = id, channel, %error, "outcome unknown; not resending");
             }
         }
+        // Failure alerts, if configured: handed off, never waited on.
+        crate::alerts::on_report(self, f);
     }
 }
 

@@ -5,8 +5,10 @@
 //! every write goes through `PostService`, which validates before storing.
 
 mod api;
+pub mod calendar;
 mod error;
 mod health;
+mod openapi;
 mod view;
 
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub scheduler: SchedulerConfig,
     /// None: the API answers 503 and says how to enable it.
     pub api_token: Option<Secret>,
+    /// `timezone` from the config: an API `at` without offset is read in it.
+    pub timezone: clarion_core::time::Tz,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -65,18 +69,37 @@ pub fn router(state: AppState) -> Router {
                 api::create_posts_bulk::MAX_BULK_BYTES,
             )),
         )
-        .route("/posts/{id}", get(api::show_post::handler))
+        .route(
+            "/posts/{id}",
+            get(api::show_post::handler).patch(api::edit_post::handler),
+        )
+        .route("/posts/{id}/retry", post(api::retry_post::handler))
+        .route("/posts/{id}/settle", post(api::settle_post::handler))
         .route("/posts/{id}/schedule", post(api::schedule_post::handler))
         .route("/posts/{id}/cancel", post(api::cancel_post::handler))
         .route("/queue", get(api::queue_status::handler))
+        .route(
+            "/media",
+            post(api::upload_media::handler).layer(axum::extract::DefaultBodyLimit::max(
+                api::upload_media::MAX_UPLOAD_BYTES,
+            )),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::auth::require_token,
+        ));
+    let feed = Router::new()
+        .route("/calendar.ics", get(calendar::handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::auth::require_token_or_query,
         ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(openapi::handler))
         .nest("/api/v1", api)
+        .merge(feed)
         .with_state(state)
 }

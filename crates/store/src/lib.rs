@@ -6,19 +6,26 @@
 //! database can never both move the same target forward.
 
 mod adapter_state;
+mod calendar;
 mod connect;
+mod edits;
 pub mod entity;
 mod error;
+mod file_posts;
 mod posts;
 mod secret_key;
 mod targets;
 
 pub use adapter_state::DbAdapterStore;
 pub use connect::{DbPool, Store};
+pub use edits::{
+    EditOutcome, FORCED_RETRY, LeftAlone, NOT_PUBLISHED, PostEdit, SETTLED, Settlement,
+    TargetChange,
+};
 pub use entity::{channel, post, publish_attempt, target};
 pub use error::StoreError;
 pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, SyncOutcome, SyncResult};
-pub use secret_key::{KEY_FILE_NAME, META_SCOPE, SecretKey};
+pub use secret_key::{KEY_FILE_NAME, KEY_MODE_LOG_TARGET, META_SCOPE, SecretKey};
 pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, ErrorClassName, Finish, StatusCount};
 
 /// Milliseconds since the Unix epoch, the unit of every time column.

@@ -3,11 +3,12 @@
 use clarion_core::TargetStatus;
 use sea_orm::sea_query::{InsertStatement, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Iterable,
-    IntoActiveModel, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, TransactionTrait,
 };
 
+use crate::edits::{TargetChange, guarded_update};
 use crate::targets::Enqueue;
 use crate::{Store, StoreError, now_ms, post, publish_attempt, target};
 
@@ -115,8 +116,7 @@ impl Store {
             })
             .collect();
         for chunk in targets.chunks_mut(rows_per_insert::<target::Entity>()) {
-            let mut insert =
-                target::Entity::insert_many(chunk.iter().map(insertable)).into_query();
+            let mut insert = target::Entity::insert_many(chunk.iter().map(insertable)).into_query();
             insert.returning(
                 Query::returning().columns([target::Column::Id, target::Column::PostId]),
             );
@@ -197,20 +197,25 @@ impl Store {
                     enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
                 }
                 Some(t) if t.status()?.is_editable() || t.status()? == TargetStatus::Cancelled => {
-                    let mut active: target::ActiveModel = t.clone().into();
-                    active.status = Set(initial_status(new.scheduled_at_ms).as_str().to_owned());
-                    active.scheduled_at_ms = Set(new.scheduled_at_ms);
-                    active.not_before_ms = Set(new.scheduled_at_ms);
-                    active.override_body = Set(wanted.override_body.clone());
-                    active.rendered_text = Set(wanted.rendered_text.clone());
-                    active.parts = Set(json(&wanted.parts));
-                    active.media = Set(json(&wanted.media));
-                    active.campaign = Set(new.campaign.clone());
-                    active.campaign = Set(new.campaign.clone());
-                    active.last_error = Set(None);
-                    active.updated_at_ms = Set(now);
-                    let t = active.update(&txn).await?;
-                    enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
+                    let change = TargetChange::between(
+                        t,
+                        TargetChange {
+                            status: Some(initial_status(new.scheduled_at_ms)),
+                            // A retry's back-off stays unless the file moved the post.
+                            at_ms: (new.scheduled_at_ms != t.scheduled_at_ms)
+                                .then_some(new.scheduled_at_ms),
+                            content: Some(wanted.clone()),
+                            campaign: Some(new.campaign.clone()),
+                        },
+                    );
+                    // Guarded on the row as read: a claim that landed meanwhile stays.
+                    if !guarded_update(&txn, t, &change, now).await? {
+                        locked_channels.push(t.channel.clone());
+                        continue;
+                    }
+                    if let Some(t) = target::Entity::find_by_id(t.id).one(&txn).await? {
+                        enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
+                    }
                 }
                 Some(t) => locked_channels.push(t.channel.clone()),
             }
@@ -481,6 +486,8 @@ fn new_post_model(new: &NewPost, now: i64) -> post::Model {
     post::Model {
         id: 0,
         source_key: new.source_key.clone(),
+        // Set by `content sync` once the post is stored (`set_post_source`).
+        source_path: None,
         body: new.body.clone(),
         template: new.template.clone(),
         vars: new.vars.to_string(),
@@ -548,16 +555,21 @@ fn new_idempotency_key() -> String {
         .to_string()
 }
 
-fn new_target_active(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> target::ActiveModel {
+pub(crate) fn new_target_active(
+    post_id: i32,
+    t: &NewTarget,
+    post: &NewPost,
+    now: i64,
+) -> target::ActiveModel {
     insertable(&new_target_model(post_id, t, post, now))
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The publish jobs a set of targets needs: one per scheduled target.
-fn enqueue_list(targets: &[target::Model]) -> Vec<Enqueue> {
+pub(crate) fn enqueue_list(targets: &[target::Model]) -> Vec<Enqueue> {
     targets
         .iter()
         .filter(|t| t.status == TargetStatus::Scheduled.as_str())

@@ -210,6 +210,10 @@ impl SecretKey {
     }
 }
 
+/// Log target of the warning below: the CLI shows it for `clarion run`
+/// only, not on every command.
+pub const KEY_MODE_LOG_TARGET: &str = "clarion_store::secret_key::mode";
+
 /// A key file others can read defeats its purpose; say so, but start.
 fn warn_if_shared(path: &Path) {
     #[cfg(unix)]
@@ -219,6 +223,7 @@ fn warn_if_shared(path: &Path) {
             && meta.permissions().mode() & 0o077 != 0
         {
             tracing::warn!(
+                target: KEY_MODE_LOG_TARGET,
                 path = %path.display(),
                 "the secret key file is readable by other users: chmod 600 it"
             );

@@ -783,6 +783,14 @@ impl ChannelAdapter for BlueskyAdapter {
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+}
+
+impl BlueskyAdapter {
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
         const METHOD: &str = "com.atproto.server.getSession";
         let (reply, _) = self.call(|_| self.client.get(self.xrpc(METHOD))).await?;
         if !reply.status.is_success() {
@@ -794,8 +802,6 @@ impl ChannelAdapter for BlueskyAdapter {
             did: String,
         }
         let me = reply.json::<Answer>(METHOD)?;
-        Ok(ChannelCheck {
-            detail: format!("@{} ({})", me.handle, me.did),
-        })
+        Ok(ChannelCheck::ok(format!("@{} ({})", me.handle, me.did)))
     }
 }

@@ -42,6 +42,8 @@ struct Fake {
     valid_refresh: Option<String>,
     /// rkey -> (uri, cid, record value)
     records: HashMap<String, (String, String, Value)>,
+    /// `getSession` answers 200 with a body that is not its JSON.
+    garbled_session: bool,
 }
 
 type Shared = Arc<StdMutex<Fake>>;
@@ -126,6 +128,9 @@ async fn handle(
         }
         _ if bearer.is_none() || bearer != fake.valid_access => {
             xrpc_error(400, "ExpiredToken", "Token has expired")
+        }
+        "com.atproto.server.getSession" if fake.garbled_session => {
+            "<html>Service temporarily unavailable</html>".into_response()
         }
         "com.atproto.server.getSession" => {
             axum::Json(json!({"handle": HANDLE, "did": DID})).into_response()
@@ -692,6 +697,50 @@ async fn check_names_the_account() {
     assert_eq!(
         calls(&fake, "server.getSession")[0].auth.as_deref(),
         Some("Bearer access-1")
+    );
+}
+
+/// `channels check` runs as its own process each time: over the stored
+/// session it neither logs in again (30 logins per 5 minutes) nor, with an
+/// expired access token, does more than refresh it.
+#[tokio::test]
+async fn checks_reuse_and_refresh_the_stored_session_instead_of_logging_in() {
+    let (base, fake) = fake_pds().await;
+    let store = Arc::new(MemoryAdapterStore::default());
+    for _ in 0..3 {
+        let run = adapter_with(&base, PASSWORD, store.clone());
+        run.check().await.unwrap();
+    }
+    assert_eq!(calls(&fake, "server.createSession").len(), 1);
+    assert_eq!(calls(&fake, "server.getSession").len(), 3);
+
+    fake.lock().unwrap().valid_access = None; // access-1 expires
+    let run = adapter_with(&base, PASSWORD, store.clone());
+    run.check().await.unwrap();
+    assert_eq!(calls(&fake, "server.createSession").len(), 1);
+    let refreshes = calls(&fake, "server.refreshSession");
+    assert_eq!(refreshes.len(), 1);
+    assert_eq!(refreshes[0].auth.as_deref(), Some("Bearer refresh-1"));
+    assert_eq!(
+        stored(&store, "access_jwt").await.as_deref(),
+        Some("access-2")
+    );
+}
+
+/// A read-only check posts nothing: an answer it cannot read is a failed
+/// check, not an outcome to be unsure about.
+#[tokio::test]
+async fn an_unreadable_check_answer_is_a_failed_check() {
+    let (base, fake) = fake_pds().await;
+    fake.lock().unwrap().garbled_session = true;
+    let (adapter, _) = adapter(&base);
+    let error = adapter.check().await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::Transient, "{error}");
+    assert!(
+        error
+            .message
+            .starts_with("com.atproto.server.getSession: unexpected answer"),
+        "{error}"
     );
 }
 

@@ -334,7 +334,9 @@ impl Scratch {
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await?;
                 // Keep the options (`?sslmode=disable`, ...) for the scratch database.
-                let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+                let (path, query) = url
+                    .split_once('?')
+                    .map_or((url, None), |(p, q)| (p, Some(q)));
                 let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
                 Ok(Self {
                     url: match query {

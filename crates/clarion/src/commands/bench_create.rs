@@ -91,6 +91,7 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         health: None,
         scheduler: config.scheduler.clone(),
         api_token: Some(Secret::new(token.clone())),
+        timezone: config.timezone,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -200,8 +201,7 @@ impl Client {
                 .map(|first| {
                     let last = (first + self.batch).min(posts);
                     let body = if self.batch > 1 {
-                        let items: Vec<_> =
-                            (first..last).map(|n| post_json(n, &self.at)).collect();
+                        let items: Vec<_> = (first..last).map(|n| post_json(n, &self.at)).collect();
                         serde_json::json!({ "posts": items })
                     } else {
                         post_json(first, &self.at)

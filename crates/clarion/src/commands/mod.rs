@@ -2,11 +2,15 @@
 
 pub mod bench;
 pub mod bench_create;
-pub mod chaos;
 pub mod channels;
+pub mod chaos;
+pub mod completions;
 pub mod content;
 pub mod post;
+pub mod post_edit;
 pub mod post_import;
+pub mod post_ls;
+pub mod post_retry;
 pub mod queue;
 pub mod run;
 
@@ -34,6 +38,10 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Queue(cmd) => queue::run(cmd, App::open(config).await?).await,
         Command::Channels(cmd) => channels::run(cmd, config).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
+        Command::Completions(args) => {
+            completions::print(&args);
+            Ok(())
+        }
     }
 }
 

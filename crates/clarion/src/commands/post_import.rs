@@ -201,7 +201,7 @@ fn jsonl_rows(text: &str) -> Vec<Row> {
             line: i + 1,
             post: serde_json::from_str::<PostRequest>(line)
                 .map_err(|e| json_field_error(&e))
-                .and_then(PostRequest::into_input),
+                .and_then(|r| r.into_input_in(crate::time::zone())),
         })
         .collect()
 }
@@ -256,7 +256,7 @@ fn csv_rows(text: &str) -> anyhow::Result<Vec<Row>> {
         let line = record.position().map_or(0, |p| p.line() as usize);
         rows.push(Row {
             line,
-            post: csv_post(&columns, &record).and_then(PostRequest::into_input),
+            post: csv_post(&columns, &record).and_then(|r| r.into_input_in(crate::time::zone())),
         });
     }
     Ok(rows)

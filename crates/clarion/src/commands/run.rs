@@ -34,12 +34,15 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         app.config.scheduler.clone(),
         worker_id(),
     ));
+    clarion_scheduler::alerts::start(&app.config.alerts, &runtime)
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
     let state = AppState {
         service: app.service.clone(),
         metrics: runtime.metrics.clone(),
         health: Some(runtime.health.clone()),
         scheduler: app.config.scheduler.clone(),
         api_token,
+        timezone: app.config.timezone,
     };
     let listener = tokio::net::TcpListener::bind(&bind)
         .await

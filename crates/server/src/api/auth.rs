@@ -13,6 +13,35 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
+    check_token(&state, request, next, None).await
+}
+
+/// `?token=` in the query, for the calendar feed: calendar apps subscribe
+/// to a URL and cannot send headers.
+#[derive(Debug, serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Like [`require_token`], but a `?token=<token>` query parameter is
+/// accepted too (compared the same way, in constant time).
+pub async fn require_token_or_query(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query = axum::extract::Query::<TokenQuery>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.token);
+    check_token(&state, request, next, query).await
+}
+
+async fn check_token(
+    state: &AppState,
+    request: Request,
+    next: Next,
+    query_token: Option<String>,
+) -> Response {
     let Some(expected) = &state.api_token else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -24,7 +53,9 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
+        .and_then(bearer_token)
+        .map(str::to_owned)
+        .or(query_token);
     match given {
         Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => {
             next.run(request).await

@@ -33,7 +33,8 @@ pub struct PostRequest {
     /// Split into thread parts at lines that are exactly `---`.
     #[serde(default)]
     pub thread: bool,
-    /// Local files on the server: `[{"path": "...", "alt": "..."}]`.
+    /// Files in the server's media folder (`media_dir`), relative to it:
+    /// `[{"path": "...", "alt": "..."}]` (`POST /api/v1/media` uploads one).
     #[serde(default)]
     pub media: Vec<MediaRequest>,
 }
@@ -55,31 +56,39 @@ pub struct FieldError {
 }
 
 impl PostRequest {
-    /// What the post service takes: `at` parsed, media files described.
-    /// The error names its field (`at`, `media[0]`).
+    /// What the post service takes: `at` parsed (without offset: in UTC),
+    /// media files described. The error names its field (`at`, `media[0]`).
     pub fn into_input(self) -> Result<PostInput, FieldError> {
+        self.into_input_in(clarion_core::time::Tz::UTC)
+    }
+
+    /// [`Self::into_input`], reading an `at` without offset in `zone` (the
+    /// `timezone` setting).
+    pub fn into_input_in(self, zone: clarion_core::time::Tz) -> Result<PostInput, FieldError> {
         let at = self
             .at
             .as_deref()
-            .map(parse_rfc3339)
+            .map(|at| parse_rfc3339(at, zone))
             .transpose()
             .map_err(|message| FieldError {
                 field: "at".into(),
                 message,
             })?;
-        let media = self
-            .media
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                clarion_content::describe_media(std::path::Path::new(&m.path), m.alt).map_err(|e| {
-                    FieldError {
-                        field: format!("media[{i}]"),
-                        message: e.to_string(),
-                    }
+        let media =
+            self.media
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    // Only the name is looked at here; the post service checks
+                    // the file is in the media folder (without saying whether
+                    // a file outside it exists).
+                    clarion_content::MediaDir::request(std::path::Path::new(&m.path), m.alt)
+                        .map_err(|message| FieldError {
+                            field: format!("media[{i}]"),
+                            message,
+                        })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
         Ok(PostInput {
             body: self.body,
             template: self.template,
@@ -124,7 +133,7 @@ pub async fn handler(
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let request: PostRequest = parse_json(&body)?;
     let input = request
-        .into_input()
+        .into_input_in(state.timezone)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let detail = state.service.create(input).await?;
     // A post created this moment has no publish attempts to show.

@@ -60,7 +60,7 @@ pub async fn handler(
     let mut inputs = Vec::with_capacity(requests.len());
     let mut positions = Vec::with_capacity(requests.len());
     for (index, request) in requests.into_iter().enumerate() {
-        match request.into_input() {
+        match request.into_input_in(state.timezone) {
             Ok(input) => {
                 inputs.push(input);
                 positions.push(index);

@@ -4,10 +4,14 @@ pub mod auth;
 pub mod cancel_post;
 pub mod create_post;
 pub mod create_posts_bulk;
+pub mod edit_post;
 pub mod list_posts;
 pub mod queue_status;
+pub mod retry_post;
 pub mod schedule_post;
+pub mod settle_post;
 pub mod show_post;
+pub mod upload_media;
 
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;
@@ -21,23 +25,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-/// Parses an RFC 3339 time field.
+/// Parses a time field: RFC 3339, or without offset in `zone` (the
+/// `timezone` setting, [`crate::AppState::timezone`]).
 pub(crate) fn parse_time(
     field: &str,
     value: &str,
+    zone: clarion_core::time::Tz,
 ) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    parse_rfc3339(value).map_err(|message| ApiError::bad_request(format!("{field}: {message}")))
+    parse_rfc3339(value, zone)
+        .map_err(|message| ApiError::bad_request(format!("{field}: {message}")))
 }
 
-/// Parses an RFC 3339 time; the error says what is expected.
-pub(crate) fn parse_rfc3339(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| {
-            format!(
-                "`{value}` is not an RFC 3339 time with an offset ({e}); e.g. 2026-12-01T09:00:00Z"
-            )
-        })
+/// Parses a time with an offset, or a wall-clock time in `zone`; the error
+/// says what is expected (and names a daylight-saving gap).
+pub(crate) fn parse_rfc3339(
+    value: &str,
+    zone: clarion_core::time::Tz,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    clarion_core::time::parse_time(value, zone).map_err(|e| e.to_string())
 }
 
 pub(crate) async fn post_view(

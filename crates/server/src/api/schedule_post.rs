@@ -20,7 +20,7 @@ pub async fn handler(
     body: Bytes,
 ) -> Result<Json<PostView>, ApiError> {
     let request: Schedule = parse_json(&body)?;
-    let at = parse_time("at", &request.at)?;
+    let at = parse_time("at", &request.at, state.timezone)?;
     let detail = state.service.schedule(id, at).await?;
     Ok(Json(post_view(&state, detail).await?))
 }

@@ -6,9 +6,13 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
-    /// Stable identity of a post kept as a file (`content/posts/...`); None for API/CLI posts.
+    /// Stable identity of a post kept as a file: the `id` in its front
+    /// matter (survives renames); None for API/CLI posts.
     #[sea_orm(unique)]
     pub source_key: Option<String>,
+    /// Where the post's file was at the last `content sync`, relative to the
+    /// posts folder (`2026/launch.md`); None once the file is gone.
+    pub source_path: Option<String>,
     pub body: String,
     pub template: Option<String>,
     /// Template variables as a JSON object.
