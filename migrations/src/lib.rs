@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261127_000001_claim_tokens;
 mod m20261130_000001_post_source_path;
+mod m20261201_000001_post_import_key;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_claim_tokens::Migration),
             Box::new(m20261130_000001_post_source_path::Migration),
+            Box::new(m20261201_000001_post_import_key::Migration),
         ]
     }
 }

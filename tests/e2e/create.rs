@@ -337,7 +337,7 @@ async fn import_files(db: Option<TestDb>) {
     std::fs::write(dir.join("posts.csv"), csv).unwrap();
     let out = clarion.ok(&["post", "import", "posts.csv", "--dry-run"]);
     assert!(
-        out.contains("3 posts are valid; nothing was stored"),
+        out.contains("3 posts read: 3 would be created, 0 already imported; nothing was stored"),
         "{out}"
     );
     assert_eq!(counts(&clarion).await, (0, 0));
@@ -400,5 +400,328 @@ async fn post_import_reads_csv_and_json_lines_all_or_nothing_sqlite() {
 async fn post_import_reads_csv_and_json_lines_all_or_nothing_postgres() {
     if let Some(db) = TestDb::postgres().await {
         import_files(Some(db)).await;
+    }
+}
+
+/// Every key the sink saw arrived exactly once, and there are `n` of them.
+fn each_once(sink: &Sink, n: usize) {
+    let arrivals = sink.arrivals();
+    let keys: HashSet<String> = arrivals.iter().map(|a| a.key.clone()).collect();
+    assert_eq!(keys.len(), n, "{arrivals:?}");
+    assert_eq!(arrivals.len(), n, "each post exactly once: {arrivals:?}");
+}
+
+/// Importing a file again creates nothing new: each row is known by a
+/// fingerprint of its content, stored with the post. A row repeated in one
+/// file is stored once. Rows already imported are not checked again (their
+/// time may have passed meanwhile).
+async fn import_twice(db: Option<TestDb>) {
+    let sink = Sink::start(SinkRules::default()).await;
+    let clarion = Clarion::new(db, &Settings::new(&sink));
+    let dir = clarion.dir.path().to_owned();
+    let run = clarion.run();
+    run.ready().await;
+    let soon = at_in(1_500);
+    let csv = format!(
+        "body,channels,at,var.who\n\
+         one,sink,{soon},\n\
+         \"two {{{{who}}}}\",sink short,{soon},you\n\
+         one,sink,{soon},\n\
+         three,sink,,\n"
+    );
+    std::fs::write(dir.join("posts.csv"), &csv).unwrap();
+
+    let out = clarion.cli(&["post", "import", "posts.csv", "--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(
+            "4 posts read: 3 would be created, 0 already imported, 1 duplicate line; nothing was stored (--dry-run)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("posts.csv:4: the same post as line 2; imported once"),
+        "{stderr}"
+    );
+    assert_eq!(counts(&clarion).await, (0, 0));
+
+    let out = clarion.cli(&["post", "import", "posts.csv"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 created, 0 already imported, 1 duplicate line"),
+        "{stdout}"
+    );
+    assert_eq!(counts(&clarion).await, (3, 4));
+    let all_in = wait_until(Duration::from_secs(30), || async {
+        sink.distinct_keys() >= 4
+    })
+    .await;
+    assert!(all_in, "{:?}\n{}", sink.arrivals(), run.log());
+
+    // Again, once the times have passed: nothing new, nothing refused.
+    let out = clarion.ok(&["post", "import", "posts.csv", "--dry-run"]);
+    assert!(
+        out.contains("0 would be created, 3 already imported"),
+        "{out}"
+    );
+    let out = clarion.ok(&["post", "import", "posts.csv"]);
+    assert!(out.contains("0 created, 3 already imported"), "{out}");
+    assert_eq!(counts(&clarion).await, (3, 4));
+
+    // The same posts as JSON Lines (channels in another order, the time in
+    // another offset) are the same posts; a new line is created.
+    let at = chrono::DateTime::parse_from_rfc3339(&soon)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .to_rfc3339();
+    let later = at_in(2_000);
+    let jsonl = format!(
+        "{{\"body\": \"two {{{{who}}}}\", \"vars\": {{\"who\": \"you\"}}, \"channels\": [\"short\", \"sink\"], \"at\": \"{at}\"}}\n\
+         {{\"body\": \"four\", \"channels\": [\"sink\"], \"at\": \"{later}\"}}\n"
+    );
+    std::fs::write(dir.join("more.jsonl"), jsonl).unwrap();
+    let out = clarion.ok(&["post", "import", "more.jsonl"]);
+    assert!(out.contains("1 created, 1 already imported"), "{out}");
+    assert_eq!(counts(&clarion).await, (4, 5));
+
+    let all_in = wait_until(Duration::from_secs(30), || async {
+        sink.distinct_keys() >= 5
+    })
+    .await;
+    assert!(all_in, "{:?}\n{}", sink.arrivals(), run.log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    each_once(&sink, 5);
+    let mut texts: Vec<String> = sink
+        .arrivals()
+        .iter()
+        .map(|a| a.body["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["four", "one", "three", "two you", "two you"]);
+
+    // Only imports carry a fingerprint.
+    let store = clarion.db.store().await;
+    let keys: Vec<Option<String>> = clarion_store::post::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.import_key)
+        .collect();
+    assert!(keys.iter().all(Option::is_some), "{keys:?}");
+    clarion.ok(&[
+        "post",
+        "create",
+        "--text",
+        "by hand",
+        "--channel",
+        "sink",
+        "--draft",
+    ]);
+    let by_hand = clarion_store::post::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.body == "by hand")
+        .unwrap();
+    assert_eq!(by_hand.import_key, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn importing_a_file_twice_creates_nothing_new_sqlite() {
+    import_twice(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn importing_a_file_twice_creates_nothing_new_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        import_twice(Some(db)).await;
+    }
+}
+
+fn import_request(
+    client: &reqwest::Client,
+    clarion: &Clarion,
+    run: &Running,
+    query: &str,
+    content_type: &str,
+    body: String,
+) -> impl Future<Output = reqwest::Response> {
+    let request = client
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/posts:import{query}",
+            run.port
+        ))
+        .bearer_auth(&clarion.token)
+        .header("content-type", content_type)
+        .body(body)
+        .send();
+    async move { request.await.unwrap() }
+}
+
+/// `POST /api/v1/posts:import`: the CSV (or JSON Lines) of `post import`
+/// as the request body; all or nothing, safe to send again.
+async fn api_import(db: Option<TestDb>) {
+    let sink = Sink::start(SinkRules::default()).await;
+    let clarion = Clarion::new(db, &Settings::new(&sink));
+    let run = clarion.run();
+    run.ready().await;
+    let client = reqwest::Client::new();
+    let soon = at_in(1_500);
+    let later = at_in(3_600_000);
+    let csv = format!(
+        "body,channels,at,campaign\n\
+         api one,sink,{soon},one\n\
+         \"api\nsecond\",sink;short,{soon},\n\
+         right now,sink,,\n"
+    );
+
+    // Checked, not stored.
+    let response = import_request(
+        &client,
+        &clarion,
+        &run,
+        "?dry_run=true",
+        "text/csv",
+        csv.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["dry_run"], true, "{answer}");
+    assert_eq!(answer["would_create"], 3, "{answer}");
+    assert_eq!(answer["already_imported"], 0, "{answer}");
+    assert_eq!(counts(&clarion).await, (0, 0));
+
+    let response = import_request(
+        &client,
+        &clarion,
+        &run,
+        "",
+        "text/csv; charset=utf-8",
+        csv.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["created"], 3, "{answer}");
+    assert_eq!(answer["already_imported"], 0, "{answer}");
+    let ids: Vec<i64> = serde_json::from_value(answer["ids"].clone()).unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(counts(&clarion).await, (3, 4));
+    // `/posts/{id}` still routes beside `/posts:import`.
+    let first: serde_json::Value = client
+        .get(format!(
+            "http://127.0.0.1:{}/api/v1/posts/{}",
+            run.port, ids[0]
+        ))
+        .bearer_auth(&clarion.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["targets"][0]["text"], "api one", "{first}");
+
+    // The same body again: nothing new.
+    let response = import_request(&client, &clarion, &run, "", "text/csv", csv.clone()).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["created"], 0, "{answer}");
+    assert_eq!(answer["already_imported"], 3, "{answer}");
+    assert_eq!(answer["ids"], serde_json::json!([]), "{answer}");
+
+    // JSON Lines.
+    let jsonl =
+        format!("{{\"body\": \"from ndjson\", \"channels\": [\"sink\"], \"at\": \"{later}\"}}\n");
+    let response = import_request(&client, &clarion, &run, "", "application/x-ndjson", jsonl).await;
+    assert_eq!(response.status(), 201);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["created"], 1, "{answer}");
+    assert_eq!(counts(&clarion).await, (4, 5));
+
+    // A bad row anywhere: nothing stored, each problem by line and column.
+    let bad = format!(
+        "body,channels,at\n\
+         fine,sink,{later}\n\
+         ghostly,sink ghost,{later}\n\
+         \"{{{{nobody}}}}\",sink,{later}\n\
+         late,sink,yesterday\n\
+         \"new\nline\",sink,{later}\n"
+    );
+    let response = import_request(&client, &clarion, &run, "", "text/csv", bad).await;
+    assert_eq!(response.status(), 422);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 5 posts are not valid; nothing was stored"),
+        "{answer}"
+    );
+    let details: Vec<String> = serde_json::from_value(answer["details"].clone()).unwrap();
+    let expect = [
+        "line 3: channels: channel `ghost`: unknown channel",
+        "line 4: body: line 1: channel `sink`: missing variable `nobody`",
+        "line 5: at: `yesterday` is not an RFC 3339 time",
+    ];
+    assert_eq!(details.len(), expect.len(), "{details:?}");
+    for (detail, expected) in details.iter().zip(expect) {
+        assert!(detail.starts_with(expected), "{detail} vs {expected}");
+    }
+    // A body that is not an import: 400 / 415, naming why.
+    let response = import_request(
+        &client,
+        &clarion,
+        &run,
+        "",
+        "text/csv",
+        "body,chanels\nx,sink\n".into(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("line 1: unknown column `chanels`"), "{text}");
+    let response =
+        import_request(&client, &clarion, &run, "", "application/json", "{}".into()).await;
+    assert_eq!(response.status(), 415);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("text/csv"), "{text}");
+    let response = import_request(&client, &clarion, &run, "", "text/csv", String::new()).await;
+    assert_eq!(response.status(), 400);
+    // The token is required like everywhere else under /api/v1.
+    let anonymous = client
+        .post(format!("http://127.0.0.1:{}/api/v1/posts:import", run.port))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(counts(&clarion).await, (4, 5), "nothing more stored");
+
+    let all_in = wait_until(Duration::from_secs(30), || async {
+        sink.distinct_keys() >= 4
+    })
+    .await;
+    assert!(all_in, "{:?}\n{}", sink.arrivals(), run.log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    each_once(&sink, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_import_takes_csv_and_json_lines_all_or_nothing_sqlite() {
+    api_import(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_import_takes_csv_and_json_lines_all_or_nothing_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        api_import(Some(db)).await;
     }
 }

@@ -581,6 +581,7 @@ fn one_target_post(source_key: Option<&str>, at: i64, parts: &[&str]) -> NewPost
     let text = parts.join("\n---\n");
     NewPost {
         source_key: source_key.map(str::to_owned),
+        import_key: None,
         body: text.clone(),
         template: None,
         vars: serde_json::json!({}),

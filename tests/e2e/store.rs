@@ -10,6 +10,7 @@ use crate::harness::*;
 fn new_post(due: i64, channels: usize) -> NewPost {
     NewPost {
         source_key: None,
+        import_key: None,
         body: "b".into(),
         template: None,
         vars: serde_json::json!({}),
@@ -330,5 +331,93 @@ async fn finished_jobs_are_pruned_sqlite() {
 async fn finished_jobs_are_pruned_postgres() {
     if let Some(db) = TestDb::postgres().await {
         finished_jobs_are_pruned(db).await;
+    }
+}
+
+/// Imported posts carry a key; a post whose key is stored — before, by a
+/// concurrent import, or earlier in the same batch — is skipped inside the
+/// insert (its place in the answer is None, nothing of it is written), and
+/// posts without a key are always created.
+async fn import_keys_are_stored_once(db: TestDb) {
+    let store = Store::connect(&db.url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    let due = now_ms() + 3_600_000;
+    let keyed = |key: Option<&str>, body: &str| NewPost {
+        import_key: key.map(str::to_owned),
+        body: body.to_owned(),
+        ..new_post(due, 2)
+    };
+    let (first, jobs) = store
+        .create_posts(&[
+            keyed(Some("k1"), "a"),
+            keyed(None, "b"),
+            keyed(Some("k1"), "a again"),
+            keyed(Some("k2"), "c"),
+        ])
+        .await
+        .unwrap();
+    let bodies = |details: &[Option<clarion_store::PostDetail>]| -> Vec<Option<String>> {
+        details
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.post.body.clone()))
+            .collect()
+    };
+    assert_eq!(
+        bodies(&first),
+        [Some("a".into()), Some("b".into()), None, Some("c".into())]
+    );
+    assert_eq!(jobs.len(), 6);
+    for d in first.iter().flatten() {
+        assert_eq!(d.targets.len(), 2);
+        assert!(d.targets.iter().all(|t| t.post_id == d.post.id));
+    }
+    let (again, jobs) = store
+        .create_posts(&[
+            keyed(Some("k2"), "c"),
+            keyed(None, "d"),
+            keyed(Some("k3"), "e"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(bodies(&again), [None, Some("d".into()), Some("e".into())]);
+    assert_eq!(jobs.len(), 4);
+    let stored = store
+        .stored_import_keys(&["k1".into(), "k2".into(), "k3".into(), "k4".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        ["k1", "k2", "k3"].map(str::to_owned).into_iter().collect()
+    );
+
+    // Eight imports of the same rows at once: each row is stored once.
+    let imports = (0..8).map(|_| {
+        let store = store.clone();
+        let posts: Vec<NewPost> = (0..20)
+            .map(|n| keyed(Some(&format!("race{n}")), &format!("race {n}")))
+            .collect();
+        tokio::spawn(async move { store.create_posts(&posts).await })
+    });
+    let mut created = 0;
+    for import in imports {
+        // A loser may wait for the winner's commit, never fail or double.
+        let (details, _) = import.await.unwrap().unwrap();
+        created += details.iter().flatten().count();
+    }
+    assert_eq!(created, 20);
+    let targets = all_targets(&store).await.len();
+    assert_eq!(targets, 2 * (3 + 2 + 20), "two targets per stored post");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_keys_are_stored_once_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    import_keys_are_stored_once(TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_keys_are_stored_once_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        import_keys_are_stored_once(db).await;
     }
 }

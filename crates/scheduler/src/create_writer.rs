@@ -13,6 +13,11 @@
 //! A batch that fails (a unique `source_key` taken meanwhile, say) is
 //! written again caller by caller, so one caller's bad luck never fails its
 //! neighbours. A caller's own posts are always all stored or none.
+//!
+//! An imported post whose `import_key` is already stored is not an error:
+//! the insert skips it (`ON CONFLICT DO NOTHING`) and its caller is told so
+//! (None in its place). Two callers importing the same row in one batch:
+//! the first one's is stored, the second is told it is already imported.
 
 use clarion_store::{Enqueue, NewPost, PostDetail, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +31,11 @@ const MAX_BATCH_POSTS: usize = 2_000;
 /// Callers waiting for the writer before new ones wait for room.
 const CHANNEL_CAPACITY: usize = 4_096;
 
-type Reply = oneshot::Sender<Result<Vec<PostDetail>, StoreError>>;
+/// Each post's details, or None for an imported row whose `import_key` is
+/// already stored (see [`Store::create_posts`]).
+pub(crate) type Written = Vec<Option<PostDetail>>;
+
+type Reply = oneshot::Sender<Result<Written, StoreError>>;
 
 /// One caller's posts: stored together or not at all.
 struct Unit {
@@ -51,7 +60,7 @@ impl CreateWriter {
 
     /// Stores `posts` (all or none) and queues their wake-ups; returns once
     /// they are committed.
-    pub(crate) async fn write(&self, posts: Vec<NewPost>) -> Result<Vec<PostDetail>, StoreError> {
+    pub(crate) async fn write(&self, posts: Vec<NewPost>) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Inconsistent("the post writer has stopped".into());
         self.tx
@@ -116,7 +125,7 @@ async fn store_and_queue(
     store: &Store,
     queue: &PublishQueue,
     posts: &[NewPost],
-) -> Result<Vec<PostDetail>, StoreError> {
+) -> Result<Written, StoreError> {
     let (details, jobs) = store.create_posts(posts).await?;
     queue_or_leave_to_sweeper(queue, &jobs).await;
     Ok(details)
@@ -138,6 +147,7 @@ mod tests {
     fn post(body: &str, source_key: Option<&str>) -> NewPost {
         NewPost {
             source_key: source_key.map(str::to_owned),
+            import_key: None,
             body: body.to_owned(),
             template: None,
             vars: serde_json::json!({}),
@@ -188,11 +198,11 @@ mod tests {
         for answer in answers {
             results.push(answer.await.unwrap());
         }
-        let bodies = |r: &Result<Vec<PostDetail>, StoreError>| -> Vec<String> {
+        let bodies = |r: &Result<Written, StoreError>| -> Vec<String> {
             r.as_ref()
                 .unwrap()
                 .iter()
-                .map(|d| d.post.body.clone())
+                .map(|d| d.as_ref().unwrap().post.body.clone())
                 .collect()
         };
         assert_eq!(bodies(&results[0]), ["a1", "a2"]);
@@ -221,7 +231,13 @@ mod tests {
         }
         write_batch(&store, &queue, units).await;
         for (n, answer) in answers.into_iter().enumerate() {
-            let details = answer.await.unwrap().unwrap();
+            let details: Vec<PostDetail> = answer
+                .await
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect();
             let got: Vec<String> = details.iter().map(|d| d.post.body.clone()).collect();
             let want: Vec<String> = (0..n).map(|i| format!("{n}.{i}")).collect();
             assert_eq!(got, want);
@@ -231,6 +247,41 @@ mod tests {
                 assert_eq!(d.targets[0].rendered_text, d.post.body);
             }
         }
+
+        // Two callers importing the same row in one batch: the first stores
+        // it, the second is told it is already imported; neither fails.
+        let keyed = |body: &str, key: &str| NewPost {
+            import_key: Some(key.to_owned()),
+            ..post(body, None)
+        };
+        let (mut units, mut answers) = (Vec::new(), Vec::new());
+        for posts in [
+            vec![keyed("i1", "row1"), keyed("i2", "row2")],
+            vec![keyed("i2", "row2"), post("plain", None)],
+        ] {
+            let (reply, answer) = oneshot::channel();
+            units.push(Unit { posts, reply });
+            answers.push(answer);
+        }
+        write_batch(&store, &queue, units).await;
+        let mut got = Vec::new();
+        for answer in answers {
+            let written = answer.await.unwrap().unwrap();
+            got.push(
+                written
+                    .iter()
+                    .map(|d| d.as_ref().map(|d| d.post.body.clone()))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            got,
+            [
+                vec![Some("i1".to_owned()), Some("i2".to_owned())],
+                vec![None, Some("plain".to_owned())],
+            ]
+        );
+
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }

@@ -34,11 +34,11 @@ const CLAIM_BATCH: usize = 256;
 
 pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(runtime.config.poll_interval_ms.max(10));
-    let concurrency = runtime.config.concurrency.max(1);
-    // While a backlog drains, wait until a quarter of the slots are free
+    // While a backlog drains, wait until half the claim window is free
     // before claiming again, so each claim statement takes a batch instead
-    // of the one target whose send just finished.
-    let refill = (concurrency / 4).clamp(1, CLAIM_BATCH) as u32;
+    // of the one target whose send just finished; the other half is still
+    // sending meanwhile.
+    let refill = (crate::worker::claim_window(&runtime.config) / 2).clamp(1, CLAIM_BATCH) as u32;
     let mut backlog = false;
     loop {
         if *stop.borrow() {
@@ -291,7 +291,7 @@ pub async fn run_workers(
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
     // Every permit back means every claim task has handed over its result.
-    let all = runtime.config.concurrency.max(1) as u32;
+    let all = crate::worker::claim_window(&runtime.config) as u32;
     if let Ok(permits) = runtime.permits.acquire_many(all).await {
         drop(permits);
     }

@@ -19,9 +19,11 @@ use crate::{ItemError, PublishQueue, ServiceError};
 
 pub(crate) mod content_sync;
 pub(crate) mod edit;
+pub(crate) mod import;
 pub(crate) mod retry;
 
 pub use content_sync::SyncReport;
+pub use import::{ImportPost, import_key};
 
 /// How far in the past an explicit `at` may be (clock skew between the
 /// author's machine and the server) before it is refused.
@@ -107,7 +109,7 @@ impl PostService {
     /// Validates, stores and queues a new post; returns after its commit.
     /// The same path as [`Self::create_many`] with one post.
     pub async fn create(&self, input: PostInput) -> Result<PostDetail, ServiceError> {
-        let post = self.prepare(input).map_err(Refusal::into_single)?;
+        let post = self.prepare(input, None).map_err(Refusal::into_single)?;
         self.store_valid(vec![ValidPost(post)])
             .await?
             .pop()
@@ -132,10 +134,18 @@ impl PostService {
     /// Renders and validates posts without storing anything: every post
     /// ready to store, or every problem, by index (into `inputs`) and field.
     pub fn check_many(&self, inputs: Vec<PostInput>) -> Result<Vec<ValidPost>, Vec<ItemError>> {
+        self.check_each(inputs.into_iter().map(|input| (input, None)))
+    }
+
+    /// [`Self::check_many`] of posts with their import keys (None: not an import).
+    fn check_each(
+        &self,
+        inputs: impl ExactSizeIterator<Item = (PostInput, Option<String>)>,
+    ) -> Result<Vec<ValidPost>, Vec<ItemError>> {
         let mut valid = Vec::with_capacity(inputs.len());
         let mut errors = Vec::new();
-        for (index, input) in inputs.into_iter().enumerate() {
-            match self.prepare(input) {
+        for (index, (input, import_key)) in inputs.enumerate() {
+            match self.prepare(input, import_key) {
                 Ok(post) => valid.push(ValidPost(post)),
                 Err(refusal) => errors.extend(refusal.into_items(index)),
             }
@@ -149,11 +159,17 @@ impl PostService {
 
     /// Stores checked posts (all or none) and queues them; returns after
     /// the commit. Concurrent calls share one transaction (group commit, see
-    /// `create_writer`).
+    /// `create_writer`). Posts from [`Self::check_import`] go through
+    /// [`Self::store_import`], which says which were skipped.
     pub async fn store_valid(
         &self,
         posts: Vec<ValidPost>,
     ) -> Result<Vec<PostDetail>, ServiceError> {
+        Ok(self.write(posts).await?.into_iter().flatten().collect())
+    }
+
+    /// Each post's details, or None where its import key was already stored.
+    async fn write(&self, posts: Vec<ValidPost>) -> Result<Vec<Option<PostDetail>>, ServiceError> {
         let posts: Vec<NewPost> = posts.into_iter().map(|ValidPost(p)| p).collect();
         if !self.group_commit {
             let (details, jobs) = self.store.create_posts(&posts).await?;
@@ -167,7 +183,7 @@ impl PostService {
     }
 
     /// Checks one post and renders it for each of its channels.
-    fn prepare(&self, input: PostInput) -> Result<NewPost, Refusal> {
+    fn prepare(&self, input: PostInput, import_key: Option<String>) -> Result<NewPost, Refusal> {
         if input.channels.is_empty() {
             return Err(Refusal::field("channels", "give at least one channel"));
         }
@@ -239,6 +255,7 @@ impl PostService {
         let targets = new_targets(planned, &input.overrides);
         Ok(NewPost {
             source_key: None,
+            import_key,
             body: input.body,
             template: input.template,
             vars: serde_json::Value::Object(input.vars),

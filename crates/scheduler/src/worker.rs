@@ -36,8 +36,12 @@ pub struct Runtime {
     pub health: Arc<Health>,
     pub(crate) pauses: ChannelPauses,
     pub(crate) pacer: Pacer,
-    /// Publish calls in flight (the `concurrency` setting).
+    /// Claims held by this process: twice `concurrency`, so the next batch
+    /// is claimed while the current one is still sending and a claim's
+    /// round trip never leaves the send slots idle.
     pub(crate) permits: Arc<Semaphore>,
+    /// Publish calls in flight (the `concurrency` setting).
+    pub(crate) send_permits: Arc<Semaphore>,
     /// Claims this process is working on, by token: renewed while alive,
     /// and never "recovered" from under a live task.
     pub(crate) in_flight: InFlight,
@@ -58,7 +62,8 @@ impl Runtime {
             store,
             queue,
             registry,
-            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(claim_window(&config))),
+            send_permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             worker_id,
             metrics: Arc::default(),
@@ -95,7 +100,11 @@ impl Runtime {
         guard: InFlightGuard,
         permit: OwnedSemaphorePermit,
     ) {
-        let finished = self.work(&target, &claim).await;
+        let finished = match self.send_permits.acquire().await {
+            Ok(_sending) => self.work(&target, &claim).await,
+            // Closed only if the runtime is torn down: the lease will lapse.
+            Err(_) => None,
+        };
         let token = claim.token;
         drop(permit);
         if let Some((attempt, next)) = finished {
@@ -490,6 +499,11 @@ impl Runtime {
         // Failure alerts, if configured: handed off, never waited on.
         crate::alerts::on_report(self, f);
     }
+}
+
+/// How many claims one process may hold at once (see `Runtime::permits`).
+pub(crate) fn claim_window(config: &SchedulerConfig) -> usize {
+    config.concurrency.max(1) * 2
 }
 
 /// A claim as its task gets it: the token that fences its writes, and the

@@ -59,7 +59,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// Details go to the log, not to the client.
-fn internal(e: &dyn std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "API request failed");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,

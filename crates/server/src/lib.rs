@@ -8,6 +8,7 @@ mod api;
 pub mod calendar;
 mod error;
 mod health;
+pub mod import;
 mod openapi;
 mod view;
 
@@ -66,6 +67,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/posts/bulk",
             post(api::create_posts_bulk::handler).layer(axum::extract::DefaultBodyLimit::max(
+                api::create_posts_bulk::MAX_BULK_BYTES,
+            )),
+        )
+        // `:import` is part of the path (no slash): it never meets `/posts/{id}`.
+        .route(
+            "/posts:import",
+            post(api::import_posts::handler).layer(axum::extract::DefaultBodyLimit::max(
                 api::create_posts_bulk::MAX_BULK_BYTES,
             )),
         )

@@ -87,6 +87,7 @@ mod tests {
     fn post(at: i64, body: &str) -> NewPost {
         NewPost {
             source_key: None,
+            import_key: None,
             body: body.into(),
             template: None,
             vars: serde_json::json!({}),

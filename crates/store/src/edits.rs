@@ -219,6 +219,7 @@ impl Store {
             // New targets copy the post's campaign and get the edit's moment.
             let shape = NewPost {
                 source_key: None,
+                import_key: None,
                 body: String::new(),
                 template: None,
                 vars: serde_json::Value::Null,

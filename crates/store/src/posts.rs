@@ -1,7 +1,7 @@
 //! Posts and their targets: creating, syncing from files, scheduling, cancelling.
 
 use clarion_core::TargetStatus;
-use sea_orm::sea_query::{InsertStatement, Query};
+use sea_orm::sea_query::{InsertStatement, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect,
@@ -27,6 +27,9 @@ pub struct NewTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPost {
     pub source_key: Option<String>,
+    /// The fingerprint of an imported row (set by imports only): a post
+    /// whose key is already stored is skipped by [`Store::create_posts`].
+    pub import_key: Option<String>,
     pub body: String,
     pub template: Option<String>,
     pub vars: serde_json::Value,
@@ -76,7 +79,7 @@ impl Store {
         new: NewPost,
     ) -> Result<(PostDetail, Vec<Enqueue>), StoreError> {
         let (mut details, enqueue) = self.create_posts(std::slice::from_ref(&new)).await?;
-        let detail = details.pop().ok_or(StoreError::Inconsistent(
+        let detail = details.pop().flatten().ok_or(StoreError::Inconsistent(
             "a created post was not returned".into(),
         ))?;
         Ok((detail, enqueue))
@@ -87,29 +90,39 @@ impl Store {
     /// statements (chunked under the databases' bind-parameter limits), so a
     /// batch costs four or so round trips to the database, not four per
     /// post. The details come back in the order of `posts`.
+    ///
+    /// A post with an `import_key` that is already stored — before this
+    /// transaction, by a concurrent one, or earlier in `posts` — is skipped
+    /// (`ON CONFLICT (import_key) DO NOTHING`, decided by the unique index in
+    /// the insert itself, so two imports of one file never both store a
+    /// row): its place in the answer is None. Posts without a key are
+    /// always created.
     pub async fn create_posts(
         &self,
         posts: &[NewPost],
-    ) -> Result<(Vec<PostDetail>, Vec<Enqueue>), StoreError> {
+    ) -> Result<(Vec<Option<PostDetail>>, Vec<Enqueue>), StoreError> {
         if posts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let now = now_ms();
         // The rows as they will be stored; only the ids are the database's.
         let mut saved: Vec<post::Model> = posts.iter().map(|p| new_post_model(p, now)).collect();
+        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
+        let mut inserted = Vec::with_capacity(saved.len());
         for chunk in saved.chunks_mut(rows_per_insert::<post::Entity>()) {
-            let mut insert = post::Entity::insert_many(chunk.iter().map(insertable)).into_query();
-            insert.returning(Query::returning().column(post::Column::Id));
-            let ids = returned_ids(&txn, &insert, chunk.len()).await?;
-            for (row, (id, _)) in chunk.iter_mut().zip(ids) {
-                row.id = id;
+            let ids = insert_posts(&txn, chunk).await?;
+            for (row, id) in chunk.iter_mut().zip(&ids) {
+                row.id = id.unwrap_or(0);
             }
+            inserted.extend(ids.into_iter().map(|id| id.is_some()));
         }
         let mut targets: Vec<target::Model> = posts
             .iter()
             .zip(&saved)
-            .flat_map(|(new, post)| {
+            .zip(&inserted)
+            .filter(|(_, inserted)| **inserted)
+            .flat_map(|((new, post), _)| {
                 new.targets
                     .iter()
                     .map(move |t| new_target_model(post.id, t, new, now))
@@ -136,18 +149,41 @@ impl Store {
         let mut rest = targets.into_iter().peekable();
         let details = saved
             .into_iter()
-            .map(|post| {
+            .zip(inserted)
+            .map(|(post, inserted)| {
+                if !inserted {
+                    return None;
+                }
                 let mut mine = Vec::new();
                 while let Some(t) = rest.next_if(|t| t.post_id == post.id) {
                     mine.push(t);
                 }
-                PostDetail {
+                Some(PostDetail {
                     post,
                     targets: mine,
-                }
+                })
             })
             .collect();
         Ok((details, enqueue))
+    }
+
+    /// Which of `keys` are stored as a post's `import_key`.
+    pub async fn stored_import_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in keys.chunks(MAX_KEYS_PER_QUERY) {
+            let rows: Vec<Option<String>> = post::Entity::find()
+                .select_only()
+                .column(post::Column::ImportKey)
+                .filter(post::Column::ImportKey.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            found.extend(rows.into_iter().flatten());
+        }
+        Ok(found)
     }
 
     /// Creates or updates the post kept in a file, keyed by `source_key`.
@@ -454,6 +490,57 @@ where
     active
 }
 
+/// Keys one `IN (...)` lookup carries.
+const MAX_KEYS_PER_QUERY: usize = 1_000;
+
+/// Inserts one chunk of posts; each row's new id, or None for a row skipped
+/// because its `import_key` is stored (or repeated earlier in the chunk).
+async fn insert_posts(
+    txn: &DatabaseTransaction,
+    chunk: &[post::Model],
+) -> Result<Vec<Option<i32>>, StoreError> {
+    let mut insert = post::Entity::insert_many(chunk.iter().map(insertable)).into_query();
+    let keyed = chunk.iter().any(|p| p.import_key.is_some());
+    if !keyed {
+        insert.returning(Query::returning().column(post::Column::Id));
+        let ids = returned_ids(txn, &insert, chunk.len()).await?;
+        return Ok(ids.into_iter().map(|(id, _)| Some(id)).collect());
+    }
+    insert.on_conflict(
+        OnConflict::column(post::Column::ImportKey)
+            .do_nothing()
+            .to_owned(),
+    );
+    insert.returning(Query::returning().columns([post::Column::Id, post::Column::ImportKey]));
+    let mut created: Vec<(i32, Option<String>)> = Vec::with_capacity(chunk.len());
+    for row in txn.query_all(&insert).await? {
+        created.push((row.try_get("", "id")?, row.try_get("", "import_key")?));
+    }
+    // Ids follow VALUES order (see `returned_ids`), and the rows inserted are
+    // a subsequence of the chunk: of rows sharing a key only the first can
+    // be, and a row without a key always is.
+    created.sort_unstable_by_key(|(id, _)| *id);
+    let mut created = created.into_iter().peekable();
+    let mut ids = Vec::with_capacity(chunk.len());
+    for row in chunk {
+        match created.next_if(|(_, key)| *key == row.import_key) {
+            Some((id, _)) => ids.push(Some(id)),
+            None if row.import_key.is_some() => ids.push(None),
+            None => {
+                return Err(StoreError::Inconsistent(
+                    "inserted posts came back out of order; nothing was stored".into(),
+                ));
+            }
+        }
+    }
+    if created.next().is_some() {
+        return Err(StoreError::Inconsistent(
+            "more posts came back than were inserted; nothing was stored".into(),
+        ));
+    }
+    Ok(ids)
+}
+
 /// Runs a multi-row `INSERT ... RETURNING id[, post_id]`; the ids in the
 /// order of the VALUES rows.
 ///
@@ -495,6 +582,7 @@ fn new_post_model(new: &NewPost, now: i64) -> post::Model {
         author: new.author.clone(),
         scheduled_at_ms: new.scheduled_at_ms,
         content_hash: new.content_hash.clone(),
+        import_key: new.import_key.clone(),
         created_at_ms: now,
         updated_at_ms: now,
     }

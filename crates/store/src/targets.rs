@@ -278,6 +278,7 @@ impl Store {
         if let Some(channel) = only_channel {
             candidates.and_where(target::Column::Channel.eq(channel));
         }
+        let _turn = self.write_turn().await;
         let claimed = self
             .claim_update(claim)
             .col_expr(
@@ -375,6 +376,7 @@ impl Store {
         tokens: &[String],
         lease_until_ms: i64,
     ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut renewed = 0;
         for chunk in tokens.chunks(500) {
             renewed += target::Entity::update_many()
@@ -478,6 +480,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         let mut applied_tokens = std::collections::HashSet::new();
         for chunk in batch.chunks(FINISH_CHUNK) {

@@ -420,6 +420,7 @@ mod tests {
             author: None,
             scheduled_at_ms: Some(at),
             content_hash: String::new(),
+            import_key: None,
             created_at_ms: at,
             updated_at_ms: at,
         };

@@ -1,20 +1,18 @@
 //! `clarion post import FILE`: many posts from a CSV or JSON Lines file, all
-//! or none, through the same service call as `POST /api/v1/posts/bulk`.
+//! or none, read and checked by `clarion_server::import` (what
+//! `POST /api/v1/posts:import` uses too). Importing a file again creates
+//! nothing new: a row imported before is skipped.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clarion_scheduler::{ItemError, PostInput, ValidPost};
-use clarion_server::{FieldError, PostRequest, json_field_error};
+use clarion_server::import::{self, CheckError};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::App;
 
-/// Posts rendered and checked per step of the progress bar.
-const CHECK_CHUNK: usize = 500;
 /// Problems printed before the rest are only counted.
 const MAX_SHOWN: usize = 50;
 
@@ -26,7 +24,7 @@ pub struct ImportArgs {
     /// The file's format, when its name does not say.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Check every post and report, but store nothing.
+    /// Check every post and say how many would be created, but store nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -36,6 +34,11 @@ Every post is parsed, rendered and checked against its channels first; if
 any line is refused, nothing is stored and each problem is printed as
 FILE:LINE: FIELD: MESSAGE. Otherwise all posts are stored in one transaction
 and queued.
+
+Importing the same file again is safe: each row is known by a fingerprint of
+its content, stored with its post, so a row imported before is skipped
+(\"N created, M already imported\") and a row repeated in the file is stored
+once. Edit a row and it is a new post.
 
 CSV: a header row, then one post per row. Columns (only body and channels
 are required; empty cells mean \"not given\"):
@@ -56,7 +59,10 @@ JSON Lines: one JSON object per line, exactly what POST /api/v1/posts takes
 (body, channels, at, draft, template, vars, campaign, author, overrides,
 thread, media); blank lines are skipped.
 
-  {\"body\": \"Hello\", \"channels\": [\"mastodon\"], \"at\": \"2026-12-01T09:00:00Z\"}";
+  {\"body\": \"Hello\", \"channels\": [\"mastodon\"], \"at\": \"2026-12-01T09:00:00Z\"}
+
+The same file can be sent to the API: POST /api/v1/posts:import with
+Content-Type: text/csv or application/x-ndjson.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -64,103 +70,103 @@ pub enum Format {
     Jsonl,
 }
 
-/// A post read from the file, or why its line cannot be one.
-struct Row {
-    line: usize,
-    post: Result<PostInput, FieldError>,
+impl From<Format> for import::Format {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Csv => Self::Csv,
+            Format::Jsonl => Self::Jsonl,
+        }
+    }
 }
 
 pub async fn run(args: ImportArgs, app: &App) -> anyhow::Result<()> {
     let started = Instant::now();
-    let format = match args.format {
+    let format: import::Format = match args.format {
         Some(f) => f,
         None => format_of(&args.file)?,
-    };
+    }
+    .into();
     let name = args.file.display().to_string();
     let text = read(&args.file)?;
-    let rows = match format {
-        Format::Csv => csv_rows(&text)?,
-        Format::Jsonl => jsonl_rows(&text),
-    };
+    let rows = import::read_rows(&text, format, crate::time::zone())
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if rows.is_empty() {
         bail!("{name}: no posts in the file");
     }
 
-    let total = rows.len();
-    let bar = ProgressBar::new(total as u64);
+    let bar = ProgressBar::new(rows.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("checking {bar:40} {pos}/{len} posts {per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut problems: Vec<(usize, String, String)> = Vec::new();
-    let mut valid: Vec<ValidPost> = Vec::with_capacity(rows.len());
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut inputs = Vec::with_capacity(CHECK_CHUNK);
-        let mut lines = Vec::with_capacity(CHECK_CHUNK);
-        for row in rows.by_ref().take(CHECK_CHUNK) {
-            bar.inc(1);
-            match row.post {
-                Ok(input) => {
-                    inputs.push(input);
-                    lines.push(row.line);
-                }
-                Err(e) => problems.push((row.line, e.field, e.message)),
-            }
-        }
-        match app.service.check_many(inputs) {
-            Ok(ok) => valid.extend(ok),
-            Err(errors) => problems.extend(errors.into_iter().map(
-                |ItemError {
-                     index,
-                     field,
-                     message,
-                 }| (lines[index], field, message),
-            )),
-        }
-    }
+    let checked = import::check(&app.service, rows, format, |n| bar.inc(n as u64)).await;
     bar.finish_and_clear();
-
-    if !problems.is_empty() {
-        problems.sort_by_key(|p| p.0);
-        let refused = {
-            let mut lines: Vec<usize> = problems.iter().map(|p| p.0).collect();
-            lines.dedup();
-            lines.len()
-        };
-        for (line, field, message) in problems.iter().take(MAX_SHOWN) {
-            eprintln!("{name}:{line}: {field}: {message}");
+    let checked = match checked {
+        Ok(checked) => checked,
+        Err(CheckError::Refused(refused)) => {
+            for p in refused.problems.iter().take(MAX_SHOWN) {
+                eprintln!("{name}:{}: {}: {}", p.line, p.field, p.message);
+            }
+            if refused.problems.len() > MAX_SHOWN {
+                eprintln!("... and {} more", refused.problems.len() - MAX_SHOWN);
+            }
+            bail!("{refused}");
         }
-        if problems.len() > MAX_SHOWN {
-            eprintln!("... and {} more", problems.len() - MAX_SHOWN);
-        }
-        bail!("{refused} of {total} posts are not valid; nothing was stored");
+        Err(CheckError::Service(e)) => return Err(super::service_error(e)),
+        Err(e @ CheckError::Internal(_)) => return Err(e.into()),
+    };
+    for d in &checked.duplicates {
+        eprintln!(
+            "{name}:{}: the same post as line {}; imported once",
+            d.line, d.same_as
+        );
     }
-    let count = valid.len();
+    let duplicates = match checked.duplicates.len() {
+        0 => String::new(),
+        1 => ", 1 duplicate line".to_owned(),
+        n => format!(", {n} duplicate lines"),
+    };
     if args.dry_run {
-        println!("{count} posts are valid; nothing was stored (--dry-run)");
+        println!(
+            "{} posts read: {} would be created, {} already imported{duplicates}; nothing was stored (--dry-run)",
+            checked.rows,
+            checked.valid.len(),
+            checked.already_imported.len(),
+        );
         return Ok(());
     }
 
     let spinner = ProgressBar::new_spinner();
-    spinner.set_message(format!("storing {count} posts in one transaction"));
+    spinner.set_message(format!(
+        "storing {} posts in one transaction",
+        checked.valid.len()
+    ));
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    let details = app
-        .service
-        .store_valid(valid)
+    let imported = import::store(&app.service, checked)
         .await
         .map_err(super::service_error)?;
     spinner.finish_and_clear();
 
-    let targets: usize = details.iter().map(|d| d.targets.len()).sum();
-    let drafts = details
+    let created = &imported.created;
+    let summary = format!(
+        "{} created, {} already imported{duplicates}",
+        created.len(),
+        imported.already_imported
+    );
+    if created.is_empty() {
+        println!("{summary}: nothing new to import");
+        return Ok(());
+    }
+    let targets: usize = created.iter().map(|d| d.targets.len()).sum();
+    let drafts = created
         .iter()
         .filter(|d| d.post.scheduled_at_ms.is_none())
         .count();
-    let first = details.first().map_or(0, |d| d.post.id);
-    let last = details.last().map_or(0, |d| d.post.id);
+    let first = created.first().map_or(0, |d| d.post.id);
+    let last = created.last().map_or(0, |d| d.post.id);
     println!(
-        "imported {count} posts ({targets} targets, {drafts} drafts) as posts {first}..{last} in {:.1}s",
+        "imported {} posts ({targets} targets, {drafts} drafts) as posts {first}..{last} in {:.1}s: {summary}",
+        created.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -191,226 +197,4 @@ fn read(path: &Path) -> anyhow::Result<String> {
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn jsonl_rows(text: &str) -> Vec<Row> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| Row {
-            line: i + 1,
-            post: serde_json::from_str::<PostRequest>(line)
-                .map_err(|e| json_field_error(&e))
-                .and_then(|r| r.into_input_in(crate::time::zone())),
-        })
-        .collect()
-}
-
-/// What a CSV column feeds.
-#[derive(Debug, Clone)]
-enum Column {
-    Body,
-    Channels,
-    At,
-    Draft,
-    Thread,
-    Template,
-    Campaign,
-    Author,
-    Var(String),
-    Override(String),
-}
-
-fn csv_rows(text: &str) -> anyhow::Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::Headers)
-        .from_reader(text.as_bytes());
-    let headers = reader.headers().context("line 1: reading the CSV header")?;
-    let columns = headers
-        .iter()
-        .map(column)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("line 1: {e}"))?;
-    for required in ["body", "channels"] {
-        if !headers.iter().any(|h| h == required) {
-            bail!("line 1: the header has no `{required}` column (it needs body and channels)");
-        }
-    }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                rows.push(Row {
-                    line,
-                    post: Err(FieldError {
-                        field: "(csv)".into(),
-                        message: csv_message(&e),
-                    }),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line() as usize);
-        rows.push(Row {
-            line,
-            post: csv_post(&columns, &record).and_then(|r| r.into_input_in(crate::time::zone())),
-        });
-    }
-    Ok(rows)
-}
-
-fn column(name: &str) -> Result<Column, String> {
-    Ok(match name {
-        "body" => Column::Body,
-        "channels" => Column::Channels,
-        "at" => Column::At,
-        "draft" => Column::Draft,
-        "thread" => Column::Thread,
-        "template" => Column::Template,
-        "campaign" => Column::Campaign,
-        "author" => Column::Author,
-        _ => {
-            if let Some(var) = name.strip_prefix("var.").filter(|v| !v.is_empty()) {
-                Column::Var(var.to_owned())
-            } else if let Some(ch) = name.strip_prefix("override.").filter(|c| !c.is_empty()) {
-                Column::Override(ch.to_owned())
-            } else {
-                return Err(format!(
-                    "unknown column `{name}` (known: body, channels, at, draft, thread, template, \
-                     campaign, author, var.NAME, override.CHANNEL)"
-                ));
-            }
-        }
-    })
-}
-
-/// One record as the JSON a bulk request would carry for it.
-fn csv_post(columns: &[Column], record: &csv::StringRecord) -> Result<PostRequest, FieldError> {
-    let mut post = PostRequest {
-        body: String::new(),
-        channels: Vec::new(),
-        at: None,
-        draft: false,
-        template: None,
-        vars: serde_json::Map::new(),
-        campaign: None,
-        author: None,
-        overrides: BTreeMap::new(),
-        thread: false,
-        media: Vec::new(),
-    };
-    let given = |cell: &str| (!cell.trim().is_empty()).then(|| cell.to_owned());
-    for (column, cell) in columns.iter().zip(record.iter()) {
-        match column {
-            Column::Body => post.body = cell.to_owned(),
-            Column::Channels => {
-                post.channels = cell
-                    .split([',', ';', ' ', '\t'])
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
-            Column::At => post.at = given(cell).map(|t| t.trim().to_owned()),
-            Column::Draft => post.draft = flag("draft", cell)?,
-            Column::Thread => post.thread = flag("thread", cell)?,
-            Column::Template => post.template = given(cell),
-            Column::Campaign => post.campaign = given(cell),
-            Column::Author => post.author = given(cell),
-            Column::Var(name) => {
-                post.vars
-                    .insert(name.clone(), serde_json::Value::String(cell.to_owned()));
-            }
-            Column::Override(channel) => {
-                if let Some(body) = given(cell) {
-                    post.overrides.insert(channel.clone(), body);
-                }
-            }
-        }
-    }
-    Ok(post)
-}
-
-fn flag(field: &str, cell: &str) -> Result<bool, FieldError> {
-    match cell.trim().to_ascii_lowercase().as_str() {
-        "" | "false" | "0" | "no" => Ok(false),
-        "true" | "1" | "yes" => Ok(true),
-        other => Err(FieldError {
-            field: field.to_owned(),
-            message: format!("`{other}` is not true or false"),
-        }),
-    }
-}
-
-fn csv_message(error: &csv::Error) -> String {
-    match error.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("{len} fields, but the header has {expected_len}"),
-        _ => error.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_rows_carry_their_line_and_fields() {
-        let text = "body,channels,at,draft,var.who,override.b\n\
-                    \"hi {{who}}\nthere\",a; b,2026-12-01T09:00:00Z,,you,\n\
-                    x,a,,maybe,,\n\
-                    y,a,soon,,,\n\
-                    z,a\n";
-        let rows = csv_rows(text).unwrap();
-        assert_eq!(rows.len(), 4);
-        let first = rows[0].post.as_ref().unwrap();
-        assert_eq!(rows[0].line, 2);
-        assert_eq!(first.body, "hi {{who}}\nthere");
-        assert_eq!(first.channels, ["a", "b"]);
-        assert_eq!(first.vars["who"], "you");
-        assert!(first.overrides.is_empty());
-        // The quoted body spans two lines: the next record starts on line 4.
-        assert_eq!(rows[1].line, 4);
-        assert_eq!(
-            rows[1].post.as_ref().unwrap_err().to_string(),
-            "draft: `maybe` is not true or false"
-        );
-        assert!(
-            rows[2]
-                .post
-                .as_ref()
-                .unwrap_err()
-                .to_string()
-                .starts_with("at: `soon` is not an RFC 3339 time"),
-        );
-        assert_eq!(rows[3].line, 6);
-        assert_eq!(
-            rows[3].post.as_ref().unwrap_err().to_string(),
-            "(csv): 2 fields, but the header has 6"
-        );
-    }
-
-    #[test]
-    fn csv_headers_are_checked() {
-        let err = csv_rows("body,chanels\nx,y\n").err().unwrap().to_string();
-        assert!(err.starts_with("line 1: unknown column `chanels`"), "{err}");
-        let err = csv_rows("body\nx\n").err().unwrap().to_string();
-        assert!(err.contains("no `channels` column"), "{err}");
-    }
-
-    #[test]
-    fn jsonl_names_line_and_field() {
-        let rows = jsonl_rows(
-            "{\"body\": \"a\", \"channels\": [\"x\"]}\n\n{\"body\": \"b\"}\n{\"body\": \"c\", \"channels\": [], \"at\": \"later\"}\n",
-        );
-        assert_eq!(rows.len(), 3);
-        assert!(rows[0].post.is_ok());
-        assert_eq!(rows[1].line, 3);
-        let e = rows[1].post.as_ref().unwrap_err();
-        assert_eq!(e.field, "channels");
-        assert_eq!(rows[2].post.as_ref().unwrap_err().field, "at");
-    }
 }

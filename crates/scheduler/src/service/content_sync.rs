@@ -393,6 +393,7 @@ fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
     });
     NewPost {
         source_key: file.id.clone(),
+        import_key: None,
         body: file.body.clone(),
         template: file.template.clone(),
         vars,

@@ -147,7 +147,9 @@ impl PostService {
                     .map(|t| t.media())
                     .unwrap_or_default(),
             };
-            self.prepare(input).map_err(Refusal::into_single)?.targets
+            self.prepare(input, None)
+                .map_err(Refusal::into_single)?
+                .targets
         };
         let planned_for = |channel: &str| -> Result<NewTarget, ServiceError> {
             planned

@@ -5,6 +5,7 @@ pub mod cancel_post;
 pub mod create_post;
 pub mod create_posts_bulk;
 pub mod edit_post;
+pub mod import_posts;
 pub mod list_posts;
 pub mod queue_status;
 pub mod retry_post;

@@ -22,6 +22,11 @@ pub struct Model {
     pub scheduled_at_ms: Option<i64>,
     /// Hash of everything that renders the post: an unchanged file is not rewritten.
     pub content_hash: String,
+    /// Fingerprint of the imported row this post came from (`post import`,
+    /// `POST /api/v1/posts:import`): the same row imported again is skipped.
+    /// None for posts created any other way.
+    #[sea_orm(unique)]
+    pub import_key: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
