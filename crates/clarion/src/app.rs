@@ -96,10 +96,14 @@ async fn adapter_context(
 /// The key adapter state is encrypted with, first match wins:
 /// 1. `CLARION_SECRET_KEY` (a passphrase; Argon2id with a salt kept in the database);
 /// 2. `secret_key_file` / `CLARION_SECRET_KEY_FILE` (must exist);
-/// 3. SQLite: `clarion.key` beside the database file, created on first start.
+/// 3. SQLite: `clarion.key` beside the database file, created on first start;
+///    PostgreSQL: `clarion.key` in the working directory (where relative
+///    paths such as `content_dir` resolve), created on first start.
 ///
-/// PostgreSQL needs 1 or 2: every process sharing the database must use the
-/// same key, so a key made up by one machine would not do. An in-memory
+/// With PostgreSQL every process sharing the database must use the same
+/// key: a process that made up its own cannot read what the others stored
+/// (it gets a clear decryption error naming the value, never garbage), so
+/// the log says to copy the file or set `secret_key_file`. An in-memory
 /// SQLite database keeps adapter state in memory (`None`).
 async fn secret_key(
     config: &Config,
@@ -118,21 +122,24 @@ async fn secret_key(
         )),
         (None, Some(path)) => Ok(Some(SecretKey::read_key_file(path)?)),
         (None, None) => {
-            if store.is_postgres() {
-                anyhow::bail!(
-                    "PostgreSQL needs a secret key shared by every Clarion process: set \
-                     secret_key_file (or CLARION_SECRET_KEY_FILE) to a file of 32 random bytes \
-                     (`head -c 32 /dev/urandom | base64 > clarion.key`), or CLARION_SECRET_KEY \
-                     to a long passphrase"
+            let path = if store.is_postgres() {
+                std::path::PathBuf::from(KEY_FILE_NAME)
+            } else {
+                let Some(db) = store.sqlite_file() else {
+                    return Ok(None);
+                };
+                db.parent()
+                    .unwrap_or(std::path::Path::new(""))
+                    .join(KEY_FILE_NAME)
+            };
+            if store.is_postgres() && !path.exists() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no secret key configured for PostgreSQL: creating one here; every Clarion \
+                     process sharing this database needs this same key (copy the file and set \
+                     secret_key_file, or set CLARION_SECRET_KEY)"
                 );
             }
-            let Some(db) = store.sqlite_file() else {
-                return Ok(None);
-            };
-            let path = db
-                .parent()
-                .unwrap_or(std::path::Path::new(""))
-                .join(KEY_FILE_NAME);
             let (key, _created) = SecretKey::load_or_create_key_file(&path)?;
             Ok(Some(key))
         }
