@@ -90,6 +90,22 @@ impl ErrorClassName {
     pub const OUTCOME_UNKNOWN: &'static str = "outcome_unknown";
 }
 
+/// `status = <status>` as a guard on rows already found another way (by id
+/// or claim token). On SQLite the column is written `+status`, which keeps
+/// the planner from driving the statement from the status index: without
+/// it, `UPDATE … WHERE id IN (…) AND status = 'scheduled'` scanned every
+/// scheduled target for each claim (EXPLAIN QUERY PLAN: `SEARCH targets
+/// USING INDEX ix_targets_status_not_before`), so a 100k backlog drained at
+/// less than half the speed of a 10k one. PostgreSQL plans it well as is.
+fn status_guard(postgres: bool, status: TargetStatus) -> sea_orm::sea_query::SimpleExpr {
+    if postgres {
+        target::Column::Status.eq(status.as_str())
+    } else {
+        // A fixed word from the status machine, not input: safe to inline.
+        Expr::cust(format!("+status = '{}'", status.as_str()))
+    }
+}
+
 /// Moves all `published` entries of a batch on in one statement; returns
 /// the tokens whose claim still held. Per-row values (the platform's id and
 /// URL) are set with a `CASE` on the integer id, and left out entirely when
@@ -99,6 +115,7 @@ impl ErrorClassName {
 async fn publish_many(
     txn: &DatabaseTransaction,
     entries: &[&Finish],
+    postgres: bool,
 ) -> Result<Vec<String>, StoreError> {
     let mut post_ids = Vec::new();
     let mut urls = Vec::new();
@@ -153,7 +170,7 @@ async fn publish_many(
     }
     let updated = update
         .filter(target::Column::ClaimToken.is_in(tokens.clone()))
-        .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+        .filter(status_guard(postgres, TargetStatus::Publishing))
         .exec(txn)
         .await?
         .rows_affected;
@@ -293,7 +310,7 @@ impl Store {
                 ),
             )
             .filter(target::Column::Id.in_subquery(candidates))
-            .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
+            .filter(status_guard(self.is_postgres(), TargetStatus::Scheduled))
             .exec_with_returning(&self.db)
             .await?;
         Ok(claimed)
@@ -382,7 +399,7 @@ impl Store {
             renewed += target::Entity::update_many()
                 .col_expr(target::Column::LeaseUntilMs, lease_until_ms.into())
                 .filter(target::Column::ClaimToken.is_in(chunk.iter().cloned()))
-                .filter(target::Column::Status.eq(TargetStatus::Publishing.as_str()))
+                .filter(status_guard(self.is_postgres(), TargetStatus::Publishing))
                 .exec(&self.db)
                 .await?
                 .rows_affected;
@@ -508,7 +525,7 @@ impl Store {
                 .filter(|f| matches!(f.next, Claim::Published { .. }))
                 .collect();
             if !published.is_empty() {
-                for id in publish_many(&txn, &published).await? {
+                for id in publish_many(&txn, &published, self.is_postgres()).await? {
                     applied_tokens.insert(id);
                 }
             }
