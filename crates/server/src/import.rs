@@ -261,6 +261,8 @@ enum Column {
     Template,
     Campaign,
     Author,
+    /// Files in the media folder, `;`-separated; each `path` or `path|alt text`.
+    Media,
     Var(String),
     Override(String),
 }
@@ -326,6 +328,7 @@ fn column(name: &str) -> Result<Column, String> {
         "template" => Column::Template,
         "campaign" => Column::Campaign,
         "author" => Column::Author,
+        "media" => Column::Media,
         _ => {
             if let Some(var) = name.strip_prefix("var.").filter(|v| !v.is_empty()) {
                 Column::Var(var.to_owned())
@@ -334,7 +337,7 @@ fn column(name: &str) -> Result<Column, String> {
             } else {
                 return Err(format!(
                     "unknown column `{name}` (known: body, channels, at, draft, thread, template, \
-                     campaign, author, var.NAME, override.CHANNEL)"
+                     campaign, author, media, var.NAME, override.CHANNEL)"
                 ));
             }
         }
@@ -373,6 +376,20 @@ fn csv_post(columns: &[Column], record: &csv::StringRecord) -> Result<PostReques
             Column::Template => post.template = given(cell),
             Column::Campaign => post.campaign = given(cell),
             Column::Author => post.author = given(cell),
+            Column::Media => {
+                post.media = cell
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| {
+                        let (path, alt) = m.split_once('|').unwrap_or((m, ""));
+                        crate::api::create_post::MediaRequest {
+                            path: path.trim().to_owned(),
+                            alt: alt.trim().to_owned(),
+                        }
+                    })
+                    .collect();
+            }
             Column::Var(name) => {
                 post.vars
                     .insert(name.clone(), serde_json::Value::String(cell.to_owned()));
@@ -413,6 +430,28 @@ mod tests {
 
     fn csv_rows(text: &str) -> Result<Vec<Row>, String> {
         read_rows(text, Format::Csv, Tz::UTC)
+    }
+
+    #[test]
+    fn a_csv_media_column_names_files_and_their_alt_text() {
+        let text = "body,channels,media\n\
+                    launch,a,cover.png|The new logo; chart.jpg\n\
+                    plain,a,\n";
+        let rows = csv_rows(text).unwrap();
+        let first = rows[0].post.as_ref().unwrap();
+        let names: Vec<_> = first
+            .media
+            .iter()
+            .map(|m| (m.path.to_string_lossy().into_owned(), m.alt.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("cover.png".to_owned(), "The new logo".to_owned()),
+                ("chart.jpg".to_owned(), String::new())
+            ]
+        );
+        assert!(rows[1].post.as_ref().unwrap().media.is_empty());
     }
 
     #[test]

@@ -49,6 +49,7 @@ are required; empty cells mean \"not given\"):
   thread       true/false: split into parts at lines that are exactly ---
   template     a template from content/templates
   campaign, author
+  media        files in the media folder, separated by ;  (name|alt text)
   var.NAME     a template variable (one column per variable)
   override.CH  the body for channel CH instead of `body`
 
