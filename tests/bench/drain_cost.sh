@@ -49,4 +49,8 @@ sleep 0.3; C3=$(cpu)
 echo "posts=$N db=$DB create_cpu_ms=$((C1-C0)) idle_cpu_ms=$((C2-C1)) drain_cpu_ms=$((C3-C2)) \
 cpu_per_post_ms(create+drain)=$(echo "scale=3; ($C1-$C0+$C3-$C2)/$N" | bc) \
 cpu_per_post_ms(drain)=$(echo "scale=3; ($C3-$C2)/$N" | bc) peak_rss_kB=$(awk '/VmHWM/{print $2}' /proc/$CL/status)"
-curl -s http://127.0.0.1:3901/stats | python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["lateness_ms"]; print(f"delivered={d[\"count\"]} early={d[\"early\"]} duplicates={d[\"duplicates\"]} drain_per_s={round(d[\"throughput_per_s\"])} p50_ms={l[\"p50\"]} p99_ms={l[\"p99\"]}")'
+curl -s http://127.0.0.1:3901/stats | python3 -c '
+import json, sys
+d = json.load(sys.stdin); l = d["lateness_ms"]
+print("delivered=%s early=%s duplicates=%s drain_per_s=%d p50_ms=%s p99_ms=%s" % (
+    d["count"], d["early"], d["duplicates"], round(d["throughput_per_s"]), l["p50"], l["p99"]))'
