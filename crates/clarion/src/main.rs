@@ -165,9 +165,97 @@ fn init_tracing(config: &Config, is_run: bool) {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::Cli;
+
+    /// Splits a shell line into words: single and double quotes, and a
+    /// trailing `# comment` outside quotes. Enough for the README's lines.
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quote, mut in_word) =
+            (Vec::new(), String::new(), None, false);
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                (None, '#') if !in_word => break,
+                (None, c) if c.is_whitespace() => {
+                    if in_word {
+                        words.push(std::mem::take(&mut word));
+                        in_word = false;
+                    }
+                }
+                (None, c) => {
+                    word.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(word);
+        }
+        words
+    }
+
+    /// Every `clarion ...` line in the README's shell blocks parses with the
+    /// real command line: a renamed command or flag fails here, so the
+    /// README cannot drift from the binary.
+    #[test]
+    fn the_readmes_command_lines_parse() {
+        let readme = include_str!("../../../README.md");
+        // (inside a fenced block, and is it a shell block)
+        let mut block: Option<bool> = None;
+        let mut checked = 0;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                block = match block {
+                    Some(_) => None,
+                    None => Some(matches!(line.trim(), "```sh" | "```bash" | "```console")),
+                };
+                continue;
+            }
+            let line = line.trim_start_matches("$ ");
+            if block != Some(true) || !line.starts_with("clarion ") {
+                continue;
+            }
+            let words = shell_words(line);
+            if let Err(e) = Cli::try_parse_from(&words) {
+                // `--help`/`--version` lines "fail" by printing: those are fine.
+                assert!(
+                    matches!(
+                        e.kind(),
+                        clap::error::ErrorKind::DisplayHelp
+                            | clap::error::ErrorKind::DisplayVersion
+                    ),
+                    "README line does not parse: {line}\n{e}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} README command lines found");
+    }
+
+    #[test]
+    fn shell_words_keep_quoted_text_and_drop_comments() {
+        assert_eq!(
+            shell_words("clarion post create --text 'Good morning' --at x   # note"),
+            [
+                "clarion",
+                "post",
+                "create",
+                "--text",
+                "Good morning",
+                "--at",
+                "x"
+            ]
+        );
+        assert_eq!(shell_words(r#"a "b # c" d"#), ["a", "b # c", "d"]);
+    }
 
     /// `clarion post schedule` -> every argument of every command.
     fn walk(command: &clap::Command, path: &str, visit: &mut impl FnMut(&str, &clap::Command)) {
