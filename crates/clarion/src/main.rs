@@ -174,8 +174,7 @@ mod tests {
     fn shell_words(line: &str) -> Vec<String> {
         let (mut words, mut word, mut quote, mut in_word) =
             (Vec::new(), String::new(), None, false);
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
+        for c in line.chars() {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), c) => word.push(c),
