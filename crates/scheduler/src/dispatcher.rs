@@ -40,6 +40,8 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) 
     // sending meanwhile.
     let refill = (crate::worker::claim_window(&runtime.config) / 2).clamp(1, CLAIM_BATCH) as u32;
     let mut backlog = false;
+    // The registry is fixed for the life of the process: so is this list.
+    let paced = paced_channels(&runtime);
     loop {
         if *stop.borrow() {
             return;
@@ -60,7 +62,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) 
             }
         }
         let wanted = permits.len();
-        let claimed = match claim_round(&runtime, &mut permits).await {
+        let claimed = match claim_round(&runtime, &paced, &mut permits).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "could not claim due targets; trying again");
@@ -78,7 +80,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) 
             // All slots filled: more may be due; go again once slots free.
             continue;
         }
-        let sleep = idle_sleep(&runtime, poll).await;
+        let sleep = idle_sleep(&runtime, &paced, poll).await;
         if sleep.is_zero() {
             tokio::task::yield_now().await;
             continue;
@@ -106,12 +108,13 @@ fn split_permits(mut many: OwnedSemaphorePermit) -> Vec<OwnedSemaphorePermit> {
 /// One round of claims; spends permits from `permits` on what it claimed.
 async fn claim_round(
     runtime: &Arc<Runtime>,
+    paced: &[String],
     permits: &mut Vec<OwnedSemaphorePermit>,
 ) -> Result<usize, SchedulerError> {
     let now = now_ms();
     let horizon = Instant::now() + Duration::from_millis(LOOKAHEAD_MS as u64);
     let paused = runtime.pauses.paused();
-    let mut skip: Vec<String> = paced_channels(runtime);
+    let mut skip: Vec<String> = paced.to_vec();
     skip.extend(paused.iter().cloned());
     let batch = uuid::Uuid::new_v4().simple().to_string();
     let claim = ClaimBatch {
@@ -135,19 +138,19 @@ async fn claim_round(
         .collect();
     // Paced channels: one target each, and only when the pacer has a slot,
     // which is reserved here so the next round sees the channel busy.
-    for channel in paced_channels(runtime) {
+    for channel in paced {
         if claimed.len() >= permits.len() {
             break;
         }
-        if paused.contains(&channel) || !runtime.pacer.free_by(&channel, horizon) {
+        if paused.contains(channel) || !runtime.pacer.free_by(channel, horizon) {
             continue;
         }
         for target in runtime
             .store
-            .claim_due(&claim, now + LOOKAHEAD_MS, 1, &[], Some(&channel))
+            .claim_due(&claim, now + LOOKAHEAD_MS, 1, &[], Some(channel))
             .await?
         {
-            let slot = runtime.pacer.reserve(&channel, runtime.pace(&channel));
+            let slot = runtime.pacer.reserve(channel, runtime.pace(channel));
             claimed.push((target, slot));
         }
     }
@@ -179,18 +182,18 @@ fn paced_channels(runtime: &Runtime) -> Vec<String> {
 }
 
 /// How long to sleep when a round claimed less than it could.
-async fn idle_sleep(runtime: &Runtime, poll: Duration) -> Duration {
+async fn idle_sleep(runtime: &Runtime, paced: &[String], poll: Duration) -> Duration {
     let now = now_ms();
     let mut skip: Vec<String> = runtime.pauses.paused();
     let horizon = Instant::now() + Duration::from_millis(LOOKAHEAD_MS as u64);
     // A paced channel without a slot cannot be claimed now: do not wake for it.
     let mut earliest_slot: Option<Instant> = None;
-    for channel in paced_channels(runtime) {
-        if !runtime.pacer.free_by(&channel, horizon) {
-            if let Some(t) = runtime.pacer.next_free(&channel) {
+    for channel in paced {
+        if !runtime.pacer.free_by(channel, horizon) {
+            if let Some(t) = runtime.pacer.next_free(channel) {
                 earliest_slot = Some(earliest_slot.map_or(t, |e| e.min(t)));
             }
-            skip.push(channel);
+            skip.push(channel.clone());
         }
     }
     let mut sleep = poll;

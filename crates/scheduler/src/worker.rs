@@ -11,7 +11,7 @@ use clarion_core::{
     AdapterRegistry, ChannelAdapter, ErrorClass, OutboundPost, PublishError, PublishReceipt,
     PublishRequest, ReplyTo, ThreadStyle,
 };
-use clarion_store::{AttemptRecord, Claim, ErrorClassName, Finish, Store, now_ms, target};
+use clarion_store::{AttemptRecord, Claim, Finish, Store, now_ms, target};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
@@ -204,7 +204,9 @@ impl Runtime {
         let grace_ms = self.config.grace_period().as_millis() as i64;
         let late = now - scheduled;
         // A newsletter that is part-way through continues however long it takes.
-        if late <= grace_ms || target.last_outcome.as_deref() == Some("unfinished") {
+        if late <= grace_ms
+            || target.last_outcome.as_deref() == Some(ErrorClass::Unfinished.as_str())
+        {
             return None;
         }
         let due = format_ms(scheduled);
@@ -217,7 +219,7 @@ impl Runtime {
                     "missed: due at {due}, Clarion was not running until {late} late, beyond the {grace} grace period"
                 ),
             }
-        } else if target.last_outcome.as_deref() == Some(ErrorClassName::OUTCOME_UNKNOWN) {
+        } else if target.last_outcome.as_deref() == Some(ErrorClass::OutcomeUnknown.as_str()) {
             Claim::OutcomeUnknown {
                 error: format!(
                     "the last attempt's outcome is unknown and a resend now would be {late} late \
@@ -245,7 +247,7 @@ impl Runtime {
         adapter: &dyn ChannelAdapter,
         now: i64,
     ) -> Option<Claim> {
-        if target.last_outcome.as_deref() != Some(ErrorClassName::OUTCOME_UNKNOWN) {
+        if target.last_outcome.as_deref() != Some(ErrorClass::OutcomeUnknown.as_str()) {
             return None;
         }
         let first_sent = target.first_sent_at_ms.unwrap_or(now);

@@ -331,7 +331,7 @@ impl Store {
             } else {
                 update.col_expr(
                     target::Column::LastOutcome,
-                    crate::ErrorClassName::OUTCOME_UNKNOWN.into(),
+                    clarion_core::ErrorClass::OutcomeUnknown.as_str().into(),
                 )
             };
         }

@@ -26,7 +26,7 @@ pub use entity::{channel, post, publish_attempt, target};
 pub use error::StoreError;
 pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, SyncOutcome, SyncResult};
 pub use secret_key::{KEY_FILE_NAME, KEY_MODE_LOG_TARGET, META_SCOPE, SecretKey};
-pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, ErrorClassName, Finish, StatusCount};
+pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, Finish, StatusCount};
 
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_ms() -> i64 {

@@ -83,13 +83,6 @@ pub struct Finish {
 /// bound-parameter limits (10 per attempt row).
 const FINISH_CHUNK: usize = 250;
 
-/// Outcome names stored in `last_outcome` that the scheduler reads back.
-pub struct ErrorClassName;
-
-impl ErrorClassName {
-    pub const OUTCOME_UNKNOWN: &'static str = "outcome_unknown";
-}
-
 /// `status = <status>` as a guard on rows already found another way (by id
 /// or claim token). On SQLite the column is written `+status`, which keeps
 /// the planner from driving the statement from the status index: without
@@ -375,7 +368,7 @@ impl Store {
             .claim_update(claim)
             .col_expr(
                 target::Column::LastOutcome,
-                ErrorClassName::OUTCOME_UNKNOWN.into(),
+                clarion_core::ErrorClass::OutcomeUnknown.as_str().into(),
             )
             .col_expr(target::Column::LastError, reason.into())
             .filter(target::Column::Id.eq(id))
