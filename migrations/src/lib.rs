@@ -8,6 +8,7 @@ mod m20261126_000001_initial;
 mod m20261127_000001_claim_tokens;
 mod m20261130_000001_post_source_path;
 mod m20261201_000001_post_import_key;
+mod m20261202_000001_engagement;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_claim_tokens::Migration),
             Box::new(m20261130_000001_post_source_path::Migration),
             Box::new(m20261201_000001_post_import_key::Migration),
+            Box::new(m20261202_000001_engagement::Migration),
         ]
     }
 }

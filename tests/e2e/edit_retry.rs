@@ -595,6 +595,7 @@ fn one_target_post(source_key: Option<&str>, at: i64, parts: &[&str]) -> NewPost
             rendered_text: text,
             parts: parts.iter().map(|p| (*p).to_owned()).collect(),
             media: vec![],
+            reply: None,
         }],
     }
 }
@@ -632,6 +633,7 @@ async fn a_claim_between_read_and_write_is_kept(db: TestDb) {
             rendered_text: "new".into(),
             parts: vec!["new".into()],
             media: vec![],
+            reply: None,
         }),
         at_ms: Some(Some(now + 60_000)),
         ..Default::default()

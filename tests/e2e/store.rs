@@ -25,6 +25,7 @@ fn new_post(due: i64, channels: usize) -> NewPost {
                 rendered_text: "b".into(),
                 parts: vec!["b".into()],
                 media: vec![],
+                reply: None,
             })
             .collect(),
     }

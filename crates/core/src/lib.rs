@@ -10,6 +10,7 @@ mod adapter;
 mod adapter_store;
 mod error;
 pub mod hash;
+mod listen;
 mod registry;
 mod secret;
 mod status;
@@ -22,7 +23,10 @@ pub use adapter::{
 };
 pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};
-pub use registry::{AdapterContext, AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError};
+pub use listen::{EngagementAuthor, Engagement, EngagementKind, ListenBatch, Listener};
+pub use registry::{
+    AdapterContext, AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError, ListenerRegistry,
+};
 pub use secret::{Secret, SecretRef};
 pub use status::{StatusError, TargetStatus};
 pub use text::{LengthRule, LengthUnit, truncate_graphemes};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::{AdapterStore, ChannelAdapter, MemoryAdapterStore};
+use crate::{AdapterStore, ChannelAdapter, Listener, MemoryAdapterStore};
 
 /// A configuration problem, with the channel or setting it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +25,10 @@ impl ConfigError {
 pub struct ChannelConfig {
     pub name: String,
     pub kind: String,
+    /// Capture mentions, replies and DMs of this account into the inbox
+    /// (`clarion run` starts one listener per such channel).
+    #[serde(default)]
+    pub listen: bool,
     #[serde(flatten)]
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
@@ -62,6 +66,16 @@ pub trait AdapterFactory: Send + Sync {
         config: &ChannelConfig,
         context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError>;
+
+    /// The listener of a channel configured with `listen = true`. `None`:
+    /// this platform cannot listen (the registry says so, naming the channel).
+    fn build_listener(
+        &self,
+        _config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        Ok(None)
+    }
 }
 
 /// The configured channels, by name.
@@ -122,5 +136,59 @@ impl AdapterRegistry {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn ChannelAdapter>)> {
         self.channels.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// The listeners of channels configured with `listen = true`, by channel name.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerRegistry {
+    listeners: BTreeMap<String, Arc<dyn Listener>>,
+}
+
+impl ListenerRegistry {
+    /// Builds the listener of every listening channel, or reports every problem at once.
+    pub fn build(
+        factories: &[Box<dyn AdapterFactory>],
+        configs: &[ChannelConfig],
+        context: &AdapterContext,
+    ) -> Result<Self, ConfigError> {
+        let mut registry = Self::default();
+        let mut problems = Vec::new();
+        for config in configs.iter().filter(|c| c.listen) {
+            let Some(factory) = factories.iter().find(|f| f.kind() == config.kind) else {
+                continue; // AdapterRegistry::build names unknown kinds.
+            };
+            match factory.build_listener(config, context) {
+                Ok(Some(listener)) => {
+                    registry.listeners.insert(config.name.clone(), listener);
+                }
+                Ok(None) => problems.push(format!(
+                    "channel `{}`: kind {} cannot listen (remove `listen = true`)",
+                    config.name, config.kind
+                )),
+                Err(e) => problems.push(e.0),
+            }
+        }
+        if problems.is_empty() {
+            Ok(registry)
+        } else {
+            Err(ConfigError::new(problems.join("; ")))
+        }
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, listener: Arc<dyn Listener>) {
+        self.listeners.insert(name.into(), listener);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Listener>> {
+        self.listeners.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Listener>)> {
+        self.listeners.iter().map(|(k, v)| (k.as_str(), v))
     }
 }

@@ -161,6 +161,7 @@ mod tests {
                 rendered_text: body.to_owned(),
                 parts: vec![body.to_owned()],
                 media: Vec::new(),
+                reply: None,
             }],
         }
     }

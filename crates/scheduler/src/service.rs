@@ -12,7 +12,7 @@ use clarion_content::{
     ContentError, ContentLibrary, PlannedTarget, PostSource, RenderStep, render_targets_by_step,
 };
 use clarion_core::AdapterRegistry;
-use clarion_store::{NewPost, NewTarget, PostDetail, Store, StoreError, now_ms};
+use clarion_store::{NewPost, NewTarget, PostDetail, ReplyRef, Store, StoreError, now_ms};
 
 use crate::create_writer::{CreateWriter, queue_or_leave_to_sweeper};
 use crate::{ItemError, PublishQueue, ServiceError};
@@ -47,6 +47,9 @@ pub struct PostInput {
     pub thread: bool,
     /// Attachments (local files), sent with the first part.
     pub media: Vec<clarion_core::Media>,
+    /// The platform message this post answers (an inbox reply): it goes out
+    /// as a threaded reply on its one channel.
+    pub reply_to: Option<ReplyRef>,
 }
 
 /// A post that passed every check of [`PostService::check_many`], ready to
@@ -252,7 +255,13 @@ impl PostService {
                 format!("channel `{}`: the text renders empty", empty.channel),
             ));
         }
-        let targets = new_targets(planned, &input.overrides);
+        if input.reply_to.is_some() && input.channels.len() > 1 {
+            return Err(Refusal::field(
+                "channels",
+                "a reply goes to the one channel of the message it answers",
+            ));
+        }
+        let targets = new_targets(planned, &input.overrides, input.reply_to.as_ref());
         Ok(NewPost {
             source_key: None,
             import_key,
@@ -400,6 +409,7 @@ fn scheduled_time(at: Option<DateTime<Utc>>, draft: bool) -> Result<Option<i64>,
 fn new_targets(
     planned: Vec<PlannedTarget>,
     overrides: &BTreeMap<String, String>,
+    reply: Option<&ReplyRef>,
 ) -> Vec<NewTarget> {
     planned
         .into_iter()
@@ -409,6 +419,7 @@ fn new_targets(
             rendered_text: p.text,
             parts: p.parts,
             media: p.media,
+            reply: reply.cloned(),
         })
         .collect()
 }

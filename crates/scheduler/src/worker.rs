@@ -397,9 +397,18 @@ impl Runtime {
                 .iter()
                 .filter_map(|r| r.platform_post_id.as_deref())
                 .collect();
+            // An inbox reply threads under the platform message it answers;
+            // its later parts keep that thread's root (Bluesky needs it).
+            let answered = target.reply_parent.as_deref();
             let reply_to = match (ids.first(), ids.last()) {
-                (Some(root), Some(parent)) if index > 0 => Some(ReplyTo { root, parent }),
-                _ => None,
+                (Some(root), Some(parent)) if index > 0 => Some(ReplyTo {
+                    root: target.reply_root.as_deref().unwrap_or(root),
+                    parent,
+                }),
+                _ => answered.map(|parent| ReplyTo {
+                    root: target.reply_root.as_deref().unwrap_or(parent),
+                    parent,
+                }),
             };
             if index > 0 && reply_to.is_none() {
                 return Err(PublishError::new(

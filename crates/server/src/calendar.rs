@@ -186,6 +186,8 @@ mod tests {
             last_error: None,
             published_at_ms: None,
             updated_at_ms: 1_803_800_000_000,
+            reply_root: None,
+            reply_parent: None,
         }
     }
 

@@ -101,6 +101,7 @@ mod tests {
                 rendered_text: body.into(),
                 parts: vec![body.into()],
                 media: Vec::new(),
+                reply: None,
             }],
         }
     }

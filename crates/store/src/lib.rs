@@ -22,9 +22,12 @@ pub use edits::{
     EditOutcome, FORCED_RETRY, LeftAlone, NOT_PUBLISHED, PostEdit, SETTLED, Settlement,
     TargetChange,
 };
-pub use entity::{channel, post, publish_attempt, target};
+pub use entity::{
+    bridge_message, channel, conversation, conversation_note, engagement, inbox_reply, listener,
+    post, publish_attempt, target,
+};
 pub use error::StoreError;
-pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, SyncOutcome, SyncResult};
+pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, ReplyRef, SyncOutcome, SyncResult};
 pub use secret_key::{KEY_FILE_NAME, KEY_MODE_LOG_TARGET, META_SCOPE, SecretKey};
 pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, Finish, StatusCount};
 

@@ -21,6 +21,16 @@ pub struct NewTarget {
     /// The messages to send: one, or a thread's parts.
     pub parts: Vec<String>,
     pub media: Vec<clarion_core::Media>,
+    /// Set when this target answers a platform message (an inbox reply).
+    pub reply: Option<ReplyRef>,
+}
+
+/// The platform message a target answers: the thread's root and the
+/// message itself, in the adapter's own id form (see `clarion_core::ReplyTo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRef {
+    pub root: String,
+    pub parent: String,
 }
 
 /// A post to create or sync. `scheduled_at_ms = None` makes a draft.
@@ -616,6 +626,8 @@ fn new_target_model(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> ta
         last_error: None,
         published_at_ms: None,
         updated_at_ms: now,
+        reply_root: t.reply.as_ref().map(|r| r.root.clone()),
+        reply_parent: t.reply.as_ref().map(|r| r.parent.clone()),
     }
 }
 

@@ -146,6 +146,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 draft,
                 thread,
                 media: describe_media(&media, &alts)?,
+                reply_to: None,
             };
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);
@@ -451,6 +452,8 @@ mod tests {
             last_error: Some("part 3 of 3: 503".into()),
             published_at_ms: None,
             updated_at_ms: at,
+            reply_root: None,
+            reply_parent: None,
         };
         PostDetail {
             post,

@@ -384,7 +384,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// The post a file describes. The content hash covers everything that is
 /// published (not the id or the path): a renamed file is the same content.
 fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
-    let targets = new_targets(plan, &file.overrides);
+    let targets = new_targets(plan, &file.overrides, None);
     let vars = serde_json::Value::Object(file.vars.clone());
     let fingerprint = serde_json::json!({
         "body": file.body, "template": file.template, "vars": vars,

@@ -146,6 +146,7 @@ impl PostService {
                     .first()
                     .map(|t| t.media())
                     .unwrap_or_default(),
+                reply_to: None,
             };
             self.prepare(input, None)
                 .map_err(Refusal::into_single)?

@@ -101,6 +101,7 @@ impl PostRequest {
             draft: self.draft,
             thread: self.thread,
             media,
+            reply_to: None,
         })
     }
 }

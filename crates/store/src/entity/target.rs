@@ -45,6 +45,10 @@ pub struct Model {
     pub last_error: Option<String>,
     pub published_at_ms: Option<i64>,
     pub updated_at_ms: i64,
+    /// For a reply (from the inbox): the platform thread's root and the
+    /// message answered, in the adapter's own id form.
+    pub reply_root: Option<String>,
+    pub reply_parent: Option<String>,
 }
 
 impl Model {
