@@ -150,17 +150,33 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Listeners::Cursor).text().null())
                     .col(ColumnDef::new(Listeners::Holder).string().null())
                     .col(ColumnDef::new(Listeners::LeaseUntilMs).big_integer().null())
-                    .col(ColumnDef::new(Listeners::LastEventAtMs).big_integer().null())
-                    .col(ColumnDef::new(Listeners::LastBatchAtMs).big_integer().null())
+                    .col(
+                        ColumnDef::new(Listeners::LastEventAtMs)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Listeners::LastBatchAtMs)
+                            .big_integer()
+                            .null(),
+                    )
                     .col(ColumnDef::new(Listeners::LastError).text().null())
-                    .col(ColumnDef::new(Listeners::FailingSinceMs).big_integer().null())
+                    .col(
+                        ColumnDef::new(Listeners::FailingSinceMs)
+                            .big_integer()
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(Listeners::EventsTotal)
                             .big_integer()
                             .not_null()
                             .default(0),
                     )
-                    .col(ColumnDef::new(Listeners::UpdatedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Listeners::UpdatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -172,7 +188,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Conversations::Channel).string().not_null())
                     .col(ColumnDef::new(Conversations::ThreadKey).string().not_null())
                     .col(ColumnDef::new(Conversations::Status).string().not_null())
-                    .col(ColumnDef::new(Conversations::SnoozedUntilMs).big_integer().null())
+                    .col(
+                        ColumnDef::new(Conversations::SnoozedUntilMs)
+                            .big_integer()
+                            .null(),
+                    )
                     .col(ColumnDef::new(Conversations::Assignee).string().null())
                     .col(
                         ColumnDef::new(Conversations::Labels)
@@ -183,9 +203,21 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Conversations::TargetId).integer().null())
                     .col(ColumnDef::new(Conversations::PostId).integer().null())
                     .col(ColumnDef::new(Conversations::Campaign).string().null())
-                    .col(ColumnDef::new(Conversations::LastItemAtMs).big_integer().not_null())
-                    .col(ColumnDef::new(Conversations::CreatedAtMs).big_integer().not_null())
-                    .col(ColumnDef::new(Conversations::UpdatedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Conversations::LastItemAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Conversations::CreatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Conversations::UpdatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -215,20 +247,36 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Engagements::Table)
                     .col(id_col(Engagements::Id))
-                    .col(ColumnDef::new(Engagements::ConversationId).integer().not_null())
+                    .col(
+                        ColumnDef::new(Engagements::ConversationId)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Engagements::Channel).string().not_null())
                     .col(ColumnDef::new(Engagements::ItemId).string().not_null())
                     .col(ColumnDef::new(Engagements::Kind).string().not_null())
                     .col(ColumnDef::new(Engagements::AuthorId).string().not_null())
-                    .col(ColumnDef::new(Engagements::AuthorHandle).string().not_null())
+                    .col(
+                        ColumnDef::new(Engagements::AuthorHandle)
+                            .string()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Engagements::AuthorName).string().not_null())
                     .col(ColumnDef::new(Engagements::Text).text().not_null())
                     .col(ColumnDef::new(Engagements::Url).string().null())
                     .col(ColumnDef::new(Engagements::ParentId).string().null())
                     .col(ColumnDef::new(Engagements::RootId).string().not_null())
                     .col(ColumnDef::new(Engagements::Place).string().null())
-                    .col(ColumnDef::new(Engagements::CreatedAtMs).big_integer().not_null())
-                    .col(ColumnDef::new(Engagements::ReceivedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Engagements::CreatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Engagements::ReceivedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Engagements::BridgeState).string().null())
                     .to_owned(),
             )
@@ -267,10 +315,22 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ConversationNotes::Table)
                     .col(id_col(ConversationNotes::Id))
-                    .col(ColumnDef::new(ConversationNotes::ConversationId).integer().not_null())
-                    .col(ColumnDef::new(ConversationNotes::Author).string().not_null())
+                    .col(
+                        ColumnDef::new(ConversationNotes::ConversationId)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ConversationNotes::Author)
+                            .string()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ConversationNotes::Text).text().not_null())
-                    .col(ColumnDef::new(ConversationNotes::CreatedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(ConversationNotes::CreatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -279,15 +339,31 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(InboxReplies::Table)
                     .col(id_col(InboxReplies::Id))
-                    .col(ColumnDef::new(InboxReplies::ConversationId).integer().not_null())
-                    .col(ColumnDef::new(InboxReplies::EngagementId).integer().not_null())
+                    .col(
+                        ColumnDef::new(InboxReplies::ConversationId)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(InboxReplies::EngagementId)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(InboxReplies::PostId).integer().not_null())
                     .col(ColumnDef::new(InboxReplies::TargetId).integer().not_null())
                     .col(ColumnDef::new(InboxReplies::Author).string().not_null())
                     .col(ColumnDef::new(InboxReplies::Via).string().not_null())
                     .col(ColumnDef::new(InboxReplies::BridgeRef).string().null())
-                    .col(ColumnDef::new(InboxReplies::ConfirmedAtMs).big_integer().null())
-                    .col(ColumnDef::new(InboxReplies::CreatedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(InboxReplies::ConfirmedAtMs)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(InboxReplies::CreatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -296,9 +372,21 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(BridgeMessages::Table)
                     .col(ColumnDef::new(BridgeMessages::Channel).string().not_null())
-                    .col(ColumnDef::new(BridgeMessages::MessageId).string().not_null())
-                    .col(ColumnDef::new(BridgeMessages::ConversationId).integer().not_null())
-                    .col(ColumnDef::new(BridgeMessages::CreatedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(BridgeMessages::MessageId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(BridgeMessages::ConversationId)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(BridgeMessages::CreatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .col(BridgeMessages::Channel)

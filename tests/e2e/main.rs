@@ -11,6 +11,7 @@ mod crash;
 mod create;
 mod edit_retry;
 mod harness;
+mod inbox;
 mod media;
 mod platforms;
 mod promises;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clarion_content::ContentLibrary;
-use clarion_core::{AdapterContext, AdapterRegistry};
+use clarion_core::{AdapterContext, AdapterRegistry, ListenerRegistry};
+use clarion_engage::InboxService;
 use clarion_scheduler::{PostService, PublishQueue};
 use clarion_store::{DbAdapterStore, KEY_FILE_NAME, SecretKey, Store};
 
@@ -16,6 +17,9 @@ pub struct App {
     pub registry: Arc<AdapterRegistry>,
     pub queue: PublishQueue,
     pub service: PostService,
+    /// Listeners of the channels with `listen = true`.
+    pub listeners: Arc<ListenerRegistry>,
+    pub inbox: InboxService,
 }
 
 impl App {
@@ -23,6 +27,9 @@ impl App {
     /// before the database is touched, so a bad config changes nothing.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let channels = build_registry(&config, &AdapterContext::default())?;
+        build_listeners(&config, &AdapterContext::default())?;
+        clarion_engage::rules::Rules::new(&config.rules, &channels.names().collect::<Vec<_>>())
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         config
             .alerts
             .validate(&channels)
@@ -38,6 +45,7 @@ impl App {
         let passphrase = std::env::var("CLARION_SECRET_KEY").ok();
         let context = adapter_context(&config, &store, passphrase.as_deref()).await?;
         let registry = Arc::new(build_registry(&config, &context)?);
+        let listeners = Arc::new(build_listeners(&config, &context)?);
         let queue = PublishQueue::open(&store, &config.scheduler)
             .await
             .context("opening the job queue")?;
@@ -58,12 +66,15 @@ impl App {
             .await?;
         let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library)
             .with_media_dir(clarion_content::MediaDir::new(config.media_dir()));
+        let inbox = InboxService::new(service.clone(), registry.clone());
         Ok(Self {
             config,
             store,
             registry,
             queue,
             service,
+            listeners,
+            inbox,
         })
     }
 }
@@ -74,6 +85,15 @@ pub fn build_registry(
 ) -> anyhow::Result<AdapterRegistry> {
     let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
     AdapterRegistry::build(&factories, &config.channels, context)
+        .map_err(|e| anyhow::anyhow!("config: {e}"))
+}
+
+pub fn build_listeners(
+    config: &Config,
+    context: &AdapterContext,
+) -> anyhow::Result<ListenerRegistry> {
+    let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
+    ListenerRegistry::build(&factories, &config.channels, context)
         .map_err(|e| anyhow::anyhow!("config: {e}"))
 }
 

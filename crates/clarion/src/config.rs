@@ -47,6 +47,15 @@ pub struct Config {
     /// (default `<content_dir>/media`); `POST /api/v1/media` uploads into it.
     #[serde(default)]
     pub media_dir: Option<PathBuf>,
+    /// How listeners (channels with `listen = true`) run.
+    #[serde(default)]
+    pub listen: clarion_engage::ListenConfig,
+    /// Where new inbox items are shown and answered (Discord or Telegram).
+    #[serde(default)]
+    pub bridge: Option<clarion_engage::BridgeConfig>,
+    /// Auto-rules run on each new inbox item.
+    #[serde(default)]
+    pub rules: Vec<clarion_engage::rules::RuleConfig>,
 }
 
 impl Config {

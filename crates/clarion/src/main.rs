@@ -45,6 +45,8 @@ Examples:
   clarion post ls --from 2027-03-01 --to 2027-03-07
   clarion post show 12
   clarion content plan && clarion content sync
+  clarion inbox ls --status open
+  clarion inbox reply 12 'Thanks, fixed now!'
   clarion run
   clarion completions bash > /etc/bash_completion.d/clarion
 
@@ -54,7 +56,7 @@ Times without an offset are read in the `timezone` setting (default UTC).";
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server and the publish workers until Ctrl-C or SIGTERM.
+    /// Run the HTTP server, publish workers, listeners and bridge until Ctrl-C or SIGTERM.
     Run(commands::run::Args),
     /// Create or upgrade the database schema (done automatically by other commands too).
     Migrate,
@@ -70,6 +72,15 @@ enum Command {
     /// List configured channels and verify their credentials.
     #[command(subcommand)]
     Channels(commands::channels::ChannelsCommand),
+    /// The unified inbox: mentions, replies and DMs from every listening channel.
+    #[command(subcommand)]
+    Inbox(commands::inbox::InboxCommand),
+    /// Listener health: per channel state, last event, lag, last error.
+    #[command(subcommand)]
+    Listeners(commands::listeners::ListenersCommand),
+    /// Check the `[[rules]]` of the config file against a sample item.
+    #[command(subcommand)]
+    Rules(commands::listeners::RulesCommand),
     /// Measure Clarion on this machine.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),

@@ -48,10 +48,22 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<clarion_engage::InboxError> for ApiError {
+    fn from(e: clarion_engage::InboxError) -> Self {
+        match e {
+            clarion_engage::InboxError::BadRequest(message) => Self::bad_request(message),
+            clarion_engage::InboxError::Store(e) => e.into(),
+            clarion_engage::InboxError::Reply(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::PostNotFound(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::PostNotFound(_) | StoreError::ConversationNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             other => internal(&other),
         }

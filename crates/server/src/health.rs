@@ -81,6 +81,26 @@ async fn not_ready_reasons(state: &AppState) -> (Vec<String>, Option<String>) {
         }
         Err(e) => reasons.push(format!("could not read the queue: {e}")),
     }
+    // A listener that keeps failing (expired token, platform down) must
+    // not hide behind a green check: name it once it has lasted too long.
+    let failing_ms = state.listen.failing_after_secs as i64 * 1000;
+    match store.listeners().await {
+        Ok(rows) => {
+            for l in rows {
+                if let Some(since) = l.failing_since_ms
+                    && now - since > failing_ms
+                {
+                    reasons.push(format!(
+                        "listener `{}` has been failing for {}s: {}",
+                        l.channel,
+                        (now - since) / 1000,
+                        l.last_error.as_deref().unwrap_or("unknown error")
+                    ));
+                }
+            }
+        }
+        Err(e) => reasons.push(format!("could not read the listeners: {e}")),
+    }
     (reasons, behind)
 }
 
@@ -94,6 +114,49 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = state.service.store().status_counts().await {
         for c in counts {
             let _ = writeln!(extra, "{name}{{status=\"{}\"}} {}", c.status, c.count);
+        }
+    }
+    if let Ok(rows) = state.service.store().listeners().await {
+        let now = now_ms();
+        let _ = writeln!(
+            extra,
+            "# HELP clarion_listener_events_total Engagements stored per listening channel.\n\
+             # TYPE clarion_listener_events_total counter"
+        );
+        for l in &rows {
+            let _ = writeln!(
+                extra,
+                "clarion_listener_events_total{{channel=\"{}\"}} {}",
+                l.channel, l.events_total
+            );
+        }
+        let _ = writeln!(
+            extra,
+            "# HELP clarion_listener_failing Whether a listener's last call failed.\n\
+             # TYPE clarion_listener_failing gauge"
+        );
+        for l in &rows {
+            let _ = writeln!(
+                extra,
+                "clarion_listener_failing{{channel=\"{}\"}} {}",
+                l.channel,
+                u8::from(l.failing_since_ms.is_some())
+            );
+        }
+        let _ = writeln!(
+            extra,
+            "# HELP clarion_listener_lag_seconds Seconds since the platform last answered a listener.\n\
+             # TYPE clarion_listener_lag_seconds gauge"
+        );
+        for l in &rows {
+            if let Some(t) = l.last_batch_at_ms {
+                let _ = writeln!(
+                    extra,
+                    "clarion_listener_lag_seconds{{channel=\"{}\"}} {}",
+                    l.channel,
+                    (now - t) as f64 / 1000.0
+                );
+            }
         }
     }
     (

@@ -9,6 +9,7 @@ pub mod calendar;
 mod error;
 mod health;
 pub mod import;
+mod inbox_view;
 mod openapi;
 mod view;
 
@@ -56,6 +57,10 @@ pub struct AppState {
     pub api_token: Option<Secret>,
     /// `timezone` from the config: an API `at` without offset is read in it.
     pub timezone: clarion_core::time::Tz,
+    /// The inbox operations (the same service as the CLI and the bridge).
+    pub inbox: clarion_engage::InboxService,
+    /// `[listen]`: `/readyz` names listeners failing longer than its threshold.
+    pub listen: clarion_engage::ListenConfig,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +91,20 @@ pub fn router(state: AppState) -> Router {
         .route("/posts/{id}/schedule", post(api::schedule_post::handler))
         .route("/posts/{id}/cancel", post(api::cancel_post::handler))
         .route("/queue", get(api::queue_status::handler))
+        .route("/inbox", get(api::list_conversations::handler))
+        .route("/inbox/{id}", get(api::show_conversation::handler))
+        .route("/inbox/{id}/reply", post(api::reply_conversation::handler))
+        .route("/inbox/{id}/note", post(api::note_conversation::handler))
+        .route(
+            "/inbox/{id}/status",
+            post(api::set_conversation_status::handler),
+        )
+        .route(
+            "/inbox/{id}/assign",
+            post(api::assign_conversation::handler),
+        )
+        .route("/inbox/{id}/labels", post(api::label_conversation::handler))
+        .route("/listeners", get(api::list_listeners::handler))
         .route(
             "/media",
             post(api::upload_media::handler).layer(axum::extract::DefaultBodyLimit::max(

@@ -10,6 +10,8 @@ pub enum StoreError {
     BadUrl { url: String, reason: String },
     #[error("post {0} not found")]
     PostNotFound(i32),
+    #[error("conversation {0} not found")]
+    ConversationNotFound(i32),
     #[error("post {id}: {reason}")]
     Conflict { id: i32, reason: String },
     #[error(transparent)]

@@ -12,6 +12,8 @@ mod edits;
 pub mod entity;
 mod error;
 mod file_posts;
+mod inbox;
+mod listeners;
 mod posts;
 mod secret_key;
 mod targets;
@@ -27,6 +29,10 @@ pub use entity::{
     post, publish_attempt, target,
 };
 pub use error::StoreError;
+pub use inbox::{
+    ConversationDetail, ConversationStatus, ConversationSummary, InboxFilter, IngestOutcome,
+    NewInboxReply, ReplyState,
+};
 pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, ReplyRef, SyncOutcome, SyncResult};
 pub use secret_key::{KEY_FILE_NAME, KEY_MODE_LOG_TARGET, META_SCOPE, SecretKey};
 pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, Finish, StatusCount};

@@ -501,7 +501,7 @@ where
 }
 
 /// Keys one `IN (...)` lookup carries.
-const MAX_KEYS_PER_QUERY: usize = 1_000;
+pub(crate) const MAX_KEYS_PER_QUERY: usize = 1_000;
 
 /// Inserts one chunk of posts; each row's new id, or None for a row skipped
 /// because its `import_key` is stored (or repeated earlier in the chunk).

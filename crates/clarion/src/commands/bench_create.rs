@@ -82,8 +82,9 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
-    let service = PostService::new(store.clone(), queue, registry, Arc::default())
+    let service = PostService::new(store.clone(), queue, registry.clone(), Arc::default())
         .with_group_commit(!args.no_group_commit);
+    let inbox = clarion_engage::InboxService::new(service.clone(), registry);
     let token = uuid::Uuid::new_v4().simple().to_string();
     let state = AppState {
         service,
@@ -92,6 +93,8 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         scheduler: config.scheduler.clone(),
         api_token: Some(Secret::new(token.clone())),
         timezone: config.timezone,
+        inbox,
+        listen: config.listen.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -6,6 +6,8 @@ pub mod channels;
 pub mod chaos;
 pub mod completions;
 pub mod content;
+pub mod inbox;
+pub mod listeners;
 pub mod post;
 pub mod post_edit;
 pub mod post_import;
@@ -37,6 +39,9 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Content(cmd) => content::run(cmd, config).await,
         Command::Queue(cmd) => queue::run(cmd, App::open(config).await?).await,
         Command::Channels(cmd) => channels::run(cmd, config).await,
+        Command::Inbox(cmd) => inbox::run(cmd, App::open(config).await?).await,
+        Command::Listeners(cmd) => listeners::run(cmd, App::open(config).await?).await,
+        Command::Rules(cmd) => listeners::run_rules(cmd, &config),
         Command::Bench(cmd) => bench::run(cmd, config).await,
         Command::Completions(args) => {
             completions::print(&args);

@@ -1,8 +1,11 @@
-//! `clarion run`: HTTP server + publish workers in one process.
+//! `clarion run`: HTTP server, publish workers, listeners and the bridge in one process.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use clarion_engage::ListenerRuntime;
+use clarion_engage::bridge::Bridge;
+use clarion_engage::rules::Rules;
 use clarion_scheduler::{Runtime, run_workers};
 use clarion_server::{AppState, router};
 use tracing::{info, warn};
@@ -36,6 +39,30 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     ));
     clarion_scheduler::alerts::start(&app.config.alerts, &runtime)
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let bridge = match &app.config.bridge {
+        Some(config) => Some(Arc::new(
+            Bridge::new(
+                config.clone(),
+                app.inbox.clone(),
+                app.registry.get(&config.channel).cloned(),
+                &app.listeners,
+            )
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?,
+        )),
+        None => None,
+    };
+    let channel_names: Vec<&str> = app.registry.names().collect();
+    let rules = Rules::new(&app.config.rules, &channel_names)
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?
+        .with_inbox(app.inbox.clone(), app.config.listen.auto_replies_per_hour);
+    let listening = ListenerRuntime::new(
+        app.store.clone(),
+        app.listeners.clone(),
+        runtime.worker_id.clone(),
+        app.config.listen.clone(),
+    )
+    .with_bridge(bridge)
+    .with_rules(Arc::new(rules));
     let state = AppState {
         service: app.service.clone(),
         metrics: runtime.metrics.clone(),
@@ -43,6 +70,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         scheduler: app.config.scheduler.clone(),
         api_token,
         timezone: app.config.timezone,
+        inbox: app.inbox.clone(),
+        listen: app.config.listen.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -52,6 +81,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         worker = %runtime.worker_id,
         database = if app.store.is_postgres() { "postgres" } else { "sqlite" },
         channels = app.registry.names().count(),
+        listeners = app.listeners.iter().count(),
         "clarion is running"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -60,16 +90,18 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut http_stop = stop_rx.clone();
-    let mut worker_stop = stop_rx;
+    let mut worker_stop = stop_rx.clone();
+    let listeners = tokio::spawn(listening.run(stop_rx));
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|s| *s).await;
     });
     let workers = run_workers(runtime, async move {
         let _ = worker_stop.wait_for(|s| *s).await;
     });
-    let (served, worked) = tokio::join!(server, workers);
+    let (served, worked, listened) = tokio::join!(server, workers, listeners);
     served.context("HTTP server")?;
     worked.context("publish workers")?;
+    listened.context("listeners")?;
     info!("stopped");
     Ok(())
 }

@@ -1,16 +1,24 @@
 //! One file per API action.
 
+pub mod assign_conversation;
 pub mod auth;
 pub mod cancel_post;
 pub mod create_post;
 pub mod create_posts_bulk;
 pub mod edit_post;
 pub mod import_posts;
+pub mod label_conversation;
+pub mod list_conversations;
+pub mod list_listeners;
 pub mod list_posts;
+pub mod note_conversation;
 pub mod queue_status;
+pub mod reply_conversation;
 pub mod retry_post;
 pub mod schedule_post;
+pub mod set_conversation_status;
 pub mod settle_post;
+pub mod show_conversation;
 pub mod show_post;
 pub mod upload_media;
 
