@@ -10,7 +10,15 @@
 //! embed = false                        # true: send the text as an embed description
 //! timeout_secs = 10
 //! # api_proxy = "http://127.0.0.1:8080" # tests / a Discord HTTP proxy in front of discord.com
+//! listen = true                        # capture mentions, replies and DMs (see `listen`)
+//! message_content = false              # listen: also request the privileged MESSAGE_CONTENT intent
 //! ```
+//!
+//! Message ids: a message in the configured channel is named by its plain
+//! message id (`"1234"`); a message elsewhere (another channel, a thread, a
+//! DM) by `"{channel_id}/{message_id}"`. Receipts and listened engagements
+//! use the same form, and a reply parent in either form is answered in the
+//! channel it names.
 //!
 //! serenity supplies the payload builder ([`CreateMessage`], [`MessageReference`],
 //! [`Nonce`]), the route table ([`Route`]), the error model
@@ -50,6 +58,8 @@ use serenity::model::id::{ChannelId, GuildId, MessageId};
 use serenity::model::user::CurrentUser;
 
 use crate::http::{classify_transport, retry_after};
+
+mod listen;
 
 /// Where serenity's routes point; `api_proxy` replaces it (as serenity's own
 /// `HttpBuilder::proxy` does).
@@ -98,6 +108,9 @@ struct Settings {
     timeout_secs: f64,
     #[serde(default)]
     embed: bool,
+    /// Listening: also ask for the privileged MESSAGE_CONTENT intent.
+    #[serde(default)]
+    message_content: bool,
 }
 
 fn default_timeout() -> f64 {
@@ -140,6 +153,42 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         _context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+        let s = Configured::parse(config)?;
+        Ok(Arc::new(DiscordAdapter {
+            client: crate::http_client(),
+            authorization: s.authorization,
+            origin: s.origin,
+            channel_id: s.channel_id,
+            guild_id: s.guild_id,
+            timeout: s.timeout,
+            embed: s.embed,
+        }))
+    }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn clarion_core::Listener>>, ConfigError> {
+        listen::build(config).map(Some)
+    }
+}
+
+/// The checked settings of one channel, shared by the publisher and the listener.
+struct Configured {
+    /// The full `Authorization` value, `Bot <token>`.
+    authorization: Secret,
+    /// `https://discord.com`, or the `api_proxy` that stands in for it.
+    origin: String,
+    channel_id: ChannelId,
+    guild_id: Option<GuildId>,
+    timeout: Duration,
+    embed: bool,
+    message_content: bool,
+}
+
+impl Configured {
+    fn parse(config: &ChannelConfig) -> Result<Self, ConfigError> {
         let s: Settings = config.settings()?;
         let what = |field: &str| format!("channel `{}` {field}", config.name);
         let token = s.bot_token.resolve(&what("bot_token"))?;
@@ -182,15 +231,48 @@ impl AdapterFactory for Factory {
                 what("timeout_secs")
             )));
         }
-        Ok(Arc::new(DiscordAdapter {
-            client: crate::http_client(),
+        Ok(Configured {
             authorization,
             origin,
             channel_id,
             guild_id,
             timeout: Duration::from_secs_f64(s.timeout_secs),
             embed: s.embed,
-        }))
+            message_content: s.message_content,
+        })
+    }
+}
+
+/// A serenity route's URL with `https://discord.com` replaced by `origin`
+/// (as serenity's own `HttpBuilder::proxy` does).
+fn api_url(origin: &str, route: Route<'_>) -> String {
+    let path = route.path();
+    match path.strip_prefix(DISCORD_ORIGIN) {
+        Some(rest) => format!("{origin}{rest}"),
+        None => path.into_owned(),
+    }
+}
+
+/// The adapter's name for a message: the plain message id in the configured
+/// channel, `{channel_id}/{message_id}` anywhere else.
+fn message_key(configured: ChannelId, channel: ChannelId, message: MessageId) -> String {
+    if channel == configured {
+        message.to_string()
+    } else {
+        format!("{channel}/{message}")
+    }
+}
+
+/// Reads a [`message_key`] back: the channel (the configured one for a
+/// plain id) and the message.
+fn parse_message_key(configured: ChannelId, key: &str) -> Option<(ChannelId, MessageId)> {
+    let snowflake = |s: &str| s.parse::<u64>().ok().and_then(NonZeroU64::new);
+    match key.split_once('/') {
+        None => Some((configured, MessageId::from(snowflake(key)?))),
+        Some((channel, message)) => Some((
+            ChannelId::from(snowflake(channel)?),
+            MessageId::from(snowflake(message)?),
+        )),
     }
 }
 
@@ -226,10 +308,21 @@ struct Upload {
 
 impl DiscordAdapter {
     fn url(&self, route: Route<'_>) -> String {
-        let path = route.path();
-        match path.strip_prefix(DISCORD_ORIGIN) {
-            Some(rest) => format!("{}{rest}", self.origin),
-            None => path.into_owned(),
+        api_url(&self.origin, route)
+    }
+
+    /// Where a message goes: the configured channel, or for a reply the
+    /// channel its parent names, with the parent message.
+    fn destination(
+        &self,
+        reply_to: Option<&clarion_core::ReplyTo<'_>>,
+    ) -> Result<(ChannelId, Option<MessageId>), PublishError> {
+        match reply_to {
+            None => Ok((self.channel_id, None)),
+            Some(reply) => {
+                let (channel, parent) = parse_message_id(self.channel_id, reply.parent)?;
+                Ok((channel, Some(parent)))
+            }
         }
     }
 
@@ -246,6 +339,8 @@ impl DiscordAdapter {
         &self,
         request: &PublishRequest<'_>,
         uploads: &[Upload],
+        channel: ChannelId,
+        parent: Option<MessageId>,
     ) -> Result<serde_json::Value, PublishError> {
         let text = request.post.text.as_str();
         let mut message = CreateMessage::new()
@@ -256,13 +351,12 @@ impl DiscordAdapter {
         } else {
             message = message.content(text);
         }
-        if let Some(reply) = request.reply_to {
-            let parent = parse_message_id(reply.parent)?;
+        if let Some(parent) = parent {
             // `fail_if_not_exists: false`: if the previous part was deleted,
             // the rest of the thread still goes out as plain messages rather
             // than failing forever.
             message = message.reference_message(
-                MessageReference::new(MessageReferenceKind::Default, self.channel_id)
+                MessageReference::new(MessageReferenceKind::Default, channel)
                     .message_id(parent)
                     .fail_if_not_exists(false),
             );
@@ -289,34 +383,38 @@ impl DiscordAdapter {
         Ok(body)
     }
 
-    fn receipt(&self, sent: SentMessage) -> PublishReceipt {
+    fn receipt(&self, sent: SentMessage, channel: ChannelId) -> PublishReceipt {
         // Message links need the guild. REST answers usually leave `guild_id`
         // out, so the configured one is the normal source; without either we
-        // give no URL rather than a link that does not open.
-        let url = sent.guild_id.or(self.guild_id).map(|guild| {
-            format!(
-                "https://discord.com/channels/{guild}/{}/{}",
-                self.channel_id, sent.id
-            )
-        });
+        // give no URL rather than a link that does not open. Another channel
+        // (a reply to an engagement elsewhere) may be a DM or in another
+        // guild, so the configured guild is not assumed there.
+        let guild = if channel == self.channel_id {
+            sent.guild_id.or(self.guild_id)
+        } else {
+            sent.guild_id
+        };
+        let url = guild
+            .map(|guild| format!("https://discord.com/channels/{guild}/{channel}/{}", sent.id));
         PublishReceipt {
-            platform_post_id: Some(sent.id.to_string()),
+            platform_post_id: Some(message_key(self.channel_id, channel, sent.id)),
             url,
         }
     }
 }
 
-fn parse_message_id(id: &str) -> Result<MessageId, PublishError> {
-    id.parse::<u64>()
-        .ok()
-        .and_then(NonZeroU64::new)
-        .map(MessageId::from)
-        .ok_or_else(|| {
-            PublishError::new(
-                ErrorClass::Permanent,
-                format!("cannot reply to `{id}`: not a Discord message id"),
-            )
-        })
+/// A reply parent: a plain message id (in the configured channel) or
+/// `{channel_id}/{message_id}`.
+fn parse_message_id(
+    configured: ChannelId,
+    id: &str,
+) -> Result<(ChannelId, MessageId), PublishError> {
+    parse_message_key(configured, id).ok_or_else(|| {
+        PublishError::new(
+            ErrorClass::Permanent,
+            format!("cannot reply to `{id}`: not a Discord message id"),
+        )
+    })
 }
 
 async fn read_upload(media: &clarion_core::Media) -> Result<Upload, PublishError> {
@@ -491,15 +589,16 @@ impl ChannelAdapter for DiscordAdapter {
     }
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
+        let (channel, parent) = self.destination(request.reply_to.as_ref())?;
         let mut uploads = Vec::with_capacity(request.post.media.len());
         for media in &request.post.media {
             uploads.push(read_upload(media).await?);
         }
-        let body = self.payload(&request, &uploads)?;
+        let body = self.payload(&request, &uploads, channel, parent)?;
         let builder = self
             .client
             .post(self.url(Route::ChannelMessages {
-                channel_id: self.channel_id,
+                channel_id: channel,
             }))
             .header(AUTHORIZATION, self.authorization.expose())
             .timeout(self.timeout);
@@ -544,7 +643,7 @@ impl ChannelAdapter for DiscordAdapter {
             )
             .with_status(status.as_u16())
         })?;
-        Ok(self.receipt(sent))
+        Ok(self.receipt(sent, channel))
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {

@@ -13,12 +13,16 @@
 //! max_characters = 500                        # the instance's configuration.statuses.max_characters
 //! timeout_secs = 30
 //! media_poll_ms = 1000                        # pause between media processing checks
+//! listen = true                               # capture mentions, replies, DMs (needs read:notifications)
+//! listen_interval_secs = 30                   # poll interval while streaming is unavailable
 //! ```
 //!
 //! Media processing is polled only within half the publish budget the
 //! scheduler gives the call. An upload still processing then fails the
 //! attempt as transient; the retry polls the same upload again (this
 //! process remembers its id) instead of uploading the file once more.
+//!
+//! Listening (`listen = true`) lives in the `listen` submodule.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,8 +31,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, Media, MediaRule, PublishError,
-    PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media, MediaRule,
+    PublishError, PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -36,6 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::http::{classify_status, classify_transport};
+
+mod listen;
 
 /// How long the instance keeps an `Idempotency-Key`: "up to 1 hour"
 /// (docs.joinmastodon.org/methods/statuses/#create, header `Idempotency-Key`).
@@ -75,6 +81,8 @@ struct Settings {
     timeout_secs: f64,
     #[serde(default = "default_media_poll_ms")]
     media_poll_ms: u64,
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: u64,
 }
 
 fn default_max_characters() -> usize {
@@ -87,6 +95,10 @@ fn default_timeout() -> f64 {
 
 fn default_media_poll_ms() -> u64 {
     1000
+}
+
+fn default_listen_interval() -> u64 {
+    30
 }
 
 #[derive(Debug)]
@@ -103,6 +115,8 @@ pub struct MastodonAdapter {
     rule: LengthRule,
     timeout: Duration,
     media_poll: Duration,
+    /// Pause between notification polls while streaming is unavailable.
+    listen_interval: Duration,
     /// Uploads that were still processing when an attempt gave up, by
     /// `<idempotency key>/<attachment index>`: the retry polls them again
     /// instead of uploading (and spending the 30-per-30-minutes upload
@@ -122,6 +136,21 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         _context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+        Ok(Arc::new(Self::configure(config)?))
+    }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        Ok(Some(listen::listener(Self::configure(config)?)))
+    }
+}
+
+impl Factory {
+    /// Reads and checks a channel's settings (publishing and listening share them).
+    fn configure(config: &ChannelConfig) -> Result<MastodonAdapter, ConfigError> {
         let s: Settings = config.settings()?;
         let what = |field: &str| format!("channel `{}` {field}", config.name);
         let parsed = reqwest::Url::parse(&s.instance)
@@ -162,6 +191,13 @@ impl AdapterFactory for Factory {
                 what("media_poll_ms")
             )));
         }
+        // Polls share the account's 300 requests per 5 minutes with publishing.
+        if !(5..=3600).contains(&s.listen_interval_secs) {
+            return Err(ConfigError::new(format!(
+                "{}: must be between 5 and 3600 seconds",
+                what("listen_interval_secs")
+            )));
+        }
         if let Some(language) = &s.language
             && (language.is_empty() || language.contains(char::is_whitespace))
         {
@@ -171,7 +207,7 @@ impl AdapterFactory for Factory {
             )));
         }
         let token = s.access_token.resolve(&what("access_token"))?;
-        Ok(Arc::new(MastodonAdapter {
+        Ok(MastodonAdapter {
             client: crate::http_client(),
             base: s.instance.trim_end_matches('/').to_owned(),
             host,
@@ -183,8 +219,9 @@ impl AdapterFactory for Factory {
             rule: LengthRule::new(s.max_characters, LengthUnit::CharsUrl23),
             timeout: Duration::from_secs_f64(s.timeout_secs),
             media_poll: Duration::from_millis(s.media_poll_ms),
+            listen_interval: Duration::from_secs(s.listen_interval_secs),
             processing: Mutex::default(),
-        }))
+        })
     }
 }
 

@@ -17,6 +17,11 @@
 //! (raw HTML escaped, links only to http, https and mailto). An image goes first as its own `m.image` event
 //! (transaction id `<key>.img`), then the text; the receipt is the text
 //! event, so thread replies and links point at the words, not the picture.
+//!
+//! Replies: a plain parent (`$event`) is an event of the configured room. A
+//! parent `"<room id>/<event id>"` (what the listener reports for events in
+//! other rooms) sends the reply into that room, and the receipt id is
+//! qualified the same way. See [`listen`] for listening.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +29,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, Media, MediaRule, OutboundPost,
-    PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle, ValidationError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media, MediaRule,
+    OutboundPost, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
+    ValidationError,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -33,6 +39,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::{classify_status, classify_transport};
+
+mod listen;
 
 /// Homeservers refuse events over 65536 bytes (the whole federated event,
 /// signatures and hashes included). Leave room for that envelope.
@@ -74,46 +82,59 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         _context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
-        let s: Settings = config.settings()?;
-        let what = |field: &str| format!("channel `{}` {field}", config.name);
-        let parsed = reqwest::Url::parse(&s.homeserver)
-            .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("homeserver"))))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ConfigError::new(format!(
-                "{}: must be an http or https URL with a host",
-                what("homeserver")
-            )));
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(ConfigError::new(format!(
-                "{}: give the bare homeserver URL, without query or fragment",
-                what("homeserver")
-            )));
-        }
-        // Room ids start with `!`; since room version 12 they no longer carry
-        // a `:server` part, so that is not required. Aliases (`#room:server`)
-        // would need a directory lookup on every send.
-        if !s.room_id.starts_with('!') || s.room_id.len() < 2 {
-            return Err(ConfigError::new(format!(
-                "{}: give the room id (starts with `!`, see Room settings > Advanced), not an alias",
-                what("room_id")
-            )));
-        }
-        if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
-            return Err(ConfigError::new(format!(
-                "{}: must be between 0 and 300 seconds",
-                what("timeout_secs")
-            )));
-        }
-        let token = s.access_token.resolve(&what("access_token"))?;
-        Ok(Arc::new(MatrixAdapter {
-            client: crate::http_client(),
-            base: s.homeserver.trim_end_matches('/').to_owned(),
-            token,
-            room_id: s.room_id,
-            timeout: Duration::from_secs_f64(s.timeout_secs),
-        }))
+        Ok(Arc::new(configure(config)?))
     }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        listen::build(config)
+    }
+}
+
+/// Checks the settings and builds the adapter (the listener builds on it too).
+fn configure(config: &ChannelConfig) -> Result<MatrixAdapter, ConfigError> {
+    let s: Settings = config.settings()?;
+    let what = |field: &str| format!("channel `{}` {field}", config.name);
+    let parsed = reqwest::Url::parse(&s.homeserver)
+        .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("homeserver"))))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::new(format!(
+            "{}: must be an http or https URL with a host",
+            what("homeserver")
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::new(format!(
+            "{}: give the bare homeserver URL, without query or fragment",
+            what("homeserver")
+        )));
+    }
+    // Room ids start with `!`; since room version 12 they no longer carry
+    // a `:server` part, so that is not required. Aliases (`#room:server`)
+    // would need a directory lookup on every send.
+    if !s.room_id.starts_with('!') || s.room_id.len() < 2 {
+        return Err(ConfigError::new(format!(
+            "{}: give the room id (starts with `!`, see Room settings > Advanced), not an alias",
+            what("room_id")
+        )));
+    }
+    if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 0 and 300 seconds",
+            what("timeout_secs")
+        )));
+    }
+    let token = s.access_token.resolve(&what("access_token"))?;
+    Ok(MatrixAdapter {
+        client: crate::http_client(),
+        base: s.homeserver.trim_end_matches('/').to_owned(),
+        token,
+        room_id: s.room_id,
+        timeout: Duration::from_secs_f64(s.timeout_secs),
+    })
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so room
@@ -129,6 +150,16 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// A reply parent: `"<room id>/<event id>"` names the room, a plain event id
+/// is in the configured room. Room ids start with `!` and hold no `/`; event
+/// ids of old rooms may (`$abc/def`), so only a `!` prefix means a room.
+fn split_parent(parent: &str) -> (Option<&str>, &str) {
+    match parent.split_once('/') {
+        Some((room, event)) if room.starts_with('!') && !event.is_empty() => (Some(room), event),
+        _ => (None, parent),
+    }
 }
 
 /// The content of the text event for one post.
@@ -223,6 +254,7 @@ impl MatrixAdapter {
     /// same id return the first event instead of posting again.
     async fn send_event(
         &self,
+        room_id: &str,
         txn_id: &str,
         content: &serde_json::Value,
     ) -> Result<String, PublishError> {
@@ -232,7 +264,7 @@ impl MatrixAdapter {
         }
         let path = format!(
             "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
-            encode(&self.room_id),
+            encode(room_id),
             encode(txn_id)
         );
         // A 2xx that cannot be read most likely created the event; a resend
@@ -361,20 +393,37 @@ impl ChannelAdapter for MatrixAdapter {
         // right under it, and the text event (returned below) is what later
         // thread parts reply to. Each has its own txnId, so a retry after the
         // image went out re-sends it as a no-op and posts only the text.
+        // A reply to an event of another room goes into that room.
+        let (room_id, parent) = match request.reply_to.map(|r| split_parent(r.parent)) {
+            Some((Some(room), event)) if room != self.room_id => (room, Some(event)),
+            Some((_, event)) => (self.room_id.as_str(), Some(event)),
+            None => (self.room_id.as_str(), None),
+        };
         for media in &request.post.media {
             let content = self.image_content(media).await?;
-            self.send_event(&format!("{}.img", request.idempotency_key), &content)
-                .await?;
+            self.send_event(
+                room_id,
+                &format!("{}.img", request.idempotency_key),
+                &content,
+            )
+            .await?;
         }
-        let content = text_content(&request.post.text, request.reply_to.map(|r| r.parent));
-        let event_id = self.send_event(request.idempotency_key, &content).await?;
+        let content = text_content(&request.post.text, parent);
+        let event_id = self
+            .send_event(room_id, request.idempotency_key, &content)
+            .await?;
         let url = format!(
             "https://matrix.to/#/{}/{}",
-            encode(&self.room_id),
+            encode(room_id),
             encode(&event_id)
         );
+        let id = if room_id == self.room_id {
+            event_id
+        } else {
+            format!("{room_id}/{event_id}")
+        };
         Ok(PublishReceipt {
-            platform_post_id: Some(event_id),
+            platform_post_id: Some(id),
             url: Some(url),
         })
     }

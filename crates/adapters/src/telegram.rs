@@ -23,6 +23,12 @@
 //! teloxide does not retry, with one exception worth knowing: on an HTTP 5xx
 //! it sleeps 10 s before reading the answer. With `timeout_secs` under about
 //! 10 that read then times out, which is `outcome_unknown` as well.
+//!
+//! Replies: a plain parent id (`"42"`) is a message of the configured chat
+//! (thread parts, and engagements there). A parent `"<chat id>/<message id>"`
+//! (what the listener reports for messages in any other chat: DMs, groups,
+//! the channel's discussion group) sends the reply into that chat, and the
+//! receipt id is qualified the same way. See [`listen`] for listening.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +36,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, Media, MediaRule, OutboundPost,
-    PublishError, PublishReceipt, PublishRequest, SecretRef, ThreadStyle, ValidationError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media, MediaRule,
+    OutboundPost, PublishError, PublishReceipt, PublishRequest, SecretRef, ThreadStyle,
+    ValidationError,
 };
 use serde::Deserialize;
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
@@ -41,6 +48,8 @@ use teloxide::types::{
     ReplyParameters, ThreadId,
 };
 use teloxide::{ApiError, Bot, RequestError};
+
+mod listen;
 
 /// `sendMessage` text limit, in UTF-16 code units after entity parsing.
 const TEXT_LIMIT: usize = 4096;
@@ -118,6 +127,9 @@ pub struct TelegramAdapter {
     thread: Option<ThreadId>,
     parse_mode: ParseModeSetting,
     disable_link_preview: bool,
+    /// The per-request timeout the client carries (the listener's long poll
+    /// adds it to the time Telegram holds the request).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for TelegramAdapter {
@@ -144,75 +156,89 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         _context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
-        let s: Settings = config.settings()?;
-        let what = |field: &str| format!("channel `{}` {field}", config.name);
-        let token = s.bot_token.resolve(&what("bot_token"))?;
-        // A token is `<bot id>:<secret>`; checking the shape here turns a
-        // pasted chat id or username into a config error instead of a 404.
-        let valid_token = token.expose().split_once(':').is_some_and(|(id, secret)| {
-            !id.is_empty()
-                && id.chars().all(|c| c.is_ascii_digit())
-                && !secret.is_empty()
-                && secret
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        });
-        if !valid_token {
-            return Err(ConfigError::new(format!(
-                "{}: is not a Telegram bot token (expected `123456:ABC-...` from @BotFather)",
-                what("bot_token")
-            )));
-        }
-        let chat = s.chat_id.recipient(&what("chat_id"))?;
-        let thread = match s.message_thread_id {
-            None => None,
-            Some(id) if id > 0 => Some(ThreadId(MessageId(id))),
-            Some(_) => {
-                return Err(ConfigError::new(format!(
-                    "{}: must be a positive topic id",
-                    what("message_thread_id")
-                )));
-            }
-        };
-        if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
-            return Err(ConfigError::new(format!(
-                "{}: must be between 0 and 300 seconds",
-                what("timeout_secs")
-            )));
-        }
-        let timeout = Duration::from_secs_f64(s.timeout_secs);
-        // teloxide takes no per-request timeout, so the client carries it.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| {
-                ConfigError::new(format!(
-                    "{}: cannot build an HTTP client: {e}",
-                    what("(telegram)")
-                ))
-            })?;
-        let mut bot = Bot::with_client(token.expose(), client);
-        if let Some(api_url) = s.api_url {
-            let url = reqwest::Url::parse(&api_url)
-                .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("api_url"))))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::new(format!(
-                    "{}: must be http or https",
-                    what("api_url")
-                )));
-            }
-            bot = bot.set_api_url(url);
-        }
-        Ok(Arc::new(TelegramAdapter {
-            bot,
-            chat,
-            thread,
-            parse_mode: s.parse_mode,
-            disable_link_preview: s.disable_link_preview,
-        }))
+        Ok(Arc::new(configure(config)?))
     }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        listen::build(config)
+    }
+}
+
+/// Checks the settings and builds the adapter (the listener builds on it too).
+fn configure(config: &ChannelConfig) -> Result<TelegramAdapter, ConfigError> {
+    let s: Settings = config.settings()?;
+    let what = |field: &str| format!("channel `{}` {field}", config.name);
+    let token = s.bot_token.resolve(&what("bot_token"))?;
+    // A token is `<bot id>:<secret>`; checking the shape here turns a
+    // pasted chat id or username into a config error instead of a 404.
+    let valid_token = token.expose().split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.chars().all(|c| c.is_ascii_digit())
+            && !secret.is_empty()
+            && secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    if !valid_token {
+        return Err(ConfigError::new(format!(
+            "{}: is not a Telegram bot token (expected `123456:ABC-...` from @BotFather)",
+            what("bot_token")
+        )));
+    }
+    let chat = s.chat_id.recipient(&what("chat_id"))?;
+    let thread = match s.message_thread_id {
+        None => None,
+        Some(id) if id > 0 => Some(ThreadId(MessageId(id))),
+        Some(_) => {
+            return Err(ConfigError::new(format!(
+                "{}: must be a positive topic id",
+                what("message_thread_id")
+            )));
+        }
+    };
+    if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 0 and 300 seconds",
+            what("timeout_secs")
+        )));
+    }
+    let timeout = Duration::from_secs_f64(s.timeout_secs);
+    // teloxide takes no per-request timeout, so the client carries it.
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| {
+            ConfigError::new(format!(
+                "{}: cannot build an HTTP client: {e}",
+                what("(telegram)")
+            ))
+        })?;
+    let mut bot = Bot::with_client(token.expose(), client);
+    if let Some(api_url) = s.api_url {
+        let url = reqwest::Url::parse(&api_url)
+            .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("api_url"))))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(format!(
+                "{}: must be http or https",
+                what("api_url")
+            )));
+        }
+        bot = bot.set_api_url(url);
+    }
+    Ok(TelegramAdapter {
+        bot,
+        chat,
+        thread,
+        parse_mode: s.parse_mode,
+        disable_link_preview: s.disable_link_preview,
+        timeout,
+    })
 }
 
 /// Escapes every MarkdownV2 special character (`_*[]()~`>#+-=|{}.!` and `\`),
@@ -244,12 +270,36 @@ impl TelegramAdapter {
         self.bot.token()
     }
 
+    /// The configured chat (and topic), or another chat a reply goes into.
+    fn destination(&self, other_chat: Option<ChatId>) -> Destination {
+        match other_chat {
+            Some(chat) if !self.is_chat(chat) => Destination {
+                chat: Recipient::Id(chat),
+                // The configured topic belongs to the configured chat. In a
+                // forum, Telegram puts a reply into the replied-to message's topic.
+                thread: None,
+                qualify: Some(chat),
+            },
+            _ => Destination {
+                chat: self.chat.clone(),
+                thread: self.thread,
+                qualify: None,
+            },
+        }
+    }
+
+    /// Whether `chat` is the configured chat, when that is given by id.
+    fn is_chat(&self, chat: ChatId) -> bool {
+        matches!(&self.chat, Recipient::Id(id) if *id == chat)
+    }
+
     async fn send_text(
         &self,
+        to: &Destination,
         text: String,
         reply: Option<ReplyParameters>,
     ) -> Result<PublishReceipt, PublishError> {
-        let mut request = self.bot.send_message(self.chat.clone(), text);
+        let mut request = self.bot.send_message(to.chat.clone(), text);
         if let Some(mode) = self.parse_mode() {
             request = request.parse_mode(mode);
         }
@@ -262,17 +312,18 @@ impl TelegramAdapter {
                 show_above_text: false,
             });
         }
-        if let Some(thread) = self.thread {
+        if let Some(thread) = to.thread {
             request = request.message_thread_id(thread);
         }
         if let Some(reply) = reply {
             request = request.reply_parameters(reply);
         }
-        outcome(request.await, self.token())
+        outcome(request.await, self.token()).map(|r| to.receipt(r))
     }
 
     async fn send_photo(
         &self,
+        to: &Destination,
         media: &Media,
         caption: String,
         reply: Option<ReplyParameters>,
@@ -292,20 +343,47 @@ impl TelegramAdapter {
             .unwrap_or_else(|| "image".to_owned());
         let mut request = self
             .bot
-            .send_photo(self.chat.clone(), InputFile::memory(data).file_name(name));
+            .send_photo(to.chat.clone(), InputFile::memory(data).file_name(name));
         if !caption.is_empty() {
             request = request.caption(caption);
             if let Some(mode) = self.parse_mode() {
                 request = request.parse_mode(mode);
             }
         }
-        if let Some(thread) = self.thread {
+        if let Some(thread) = to.thread {
             request = request.message_thread_id(thread);
         }
         if let Some(reply) = reply {
             request = request.reply_parameters(reply);
         }
-        outcome(request.await, self.token())
+        outcome(request.await, self.token()).map(|r| to.receipt(r))
+    }
+}
+
+/// Where one message goes.
+struct Destination {
+    chat: Recipient,
+    thread: Option<ThreadId>,
+    /// Another chat than the configured one: receipts name it (`chat/message`).
+    qualify: Option<ChatId>,
+}
+
+impl Destination {
+    fn receipt(&self, mut receipt: PublishReceipt) -> PublishReceipt {
+        if let (Some(chat), Some(id)) = (self.qualify, receipt.platform_post_id.as_mut()) {
+            *id = format!("{}/{id}", chat.0);
+        }
+        receipt
+    }
+}
+
+/// A reply parent: a plain message id of the configured chat, or
+/// `"<chat id>/<message id>"` for a message of another chat.
+fn parse_parent(parent: &str) -> Option<(Option<ChatId>, MessageId)> {
+    let message = |id: &str| id.parse::<i32>().ok().filter(|id| *id > 0).map(MessageId);
+    match parent.split_once('/') {
+        None => Some((None, message(parent)?)),
+        Some((chat, id)) => Some((Some(ChatId(chat.parse::<i64>().ok()?)), message(id)?)),
     }
 }
 
@@ -595,10 +673,10 @@ impl ChannelAdapter for TelegramAdapter {
     }
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
-        let reply = match request.reply_to {
-            None => None,
+        let (to, reply) = match request.reply_to {
+            None => (self.destination(None), None),
             Some(reply) => {
-                let parent = reply.parent.parse::<i32>().map_err(|_| {
+                let (chat, parent) = parse_parent(reply.parent).ok_or_else(|| {
                     PublishError::new(
                         ErrorClass::Permanent,
                         format!(
@@ -607,15 +685,24 @@ impl ChannelAdapter for TelegramAdapter {
                         ),
                     )
                 })?;
-                // If the previous part was deleted, the rest of the thread
-                // still goes out instead of failing forever.
-                Some(ReplyParameters::new(MessageId(parent)).allow_sending_without_reply())
+                let to = self.destination(chat);
+                let parameters = ReplyParameters::new(parent);
+                let parameters = if to.qualify.is_none() {
+                    // If the previous part was deleted, the rest of the
+                    // thread still goes out instead of failing forever.
+                    parameters.allow_sending_without_reply()
+                } else {
+                    // An answer in someone else's chat makes no sense
+                    // without the message it answers: fail instead.
+                    parameters
+                };
+                (to, Some(parameters))
             }
         };
         let text = self.text(&request.post.text);
         match request.post.media.first() {
-            Some(media) => self.send_photo(media, text, reply).await,
-            None => self.send_text(text, reply).await,
+            Some(media) => self.send_photo(&to, media, text, reply).await,
+            None => self.send_text(&to, text, reply).await,
         }
     }
 

@@ -10,6 +10,8 @@
 //! refresh_token = { env = "X_REFRESH_TOKEN" }      # needs the `offline.access` scope
 //! timeout_secs = 20
 //! # api_base = "https://api.x.com"
+//! # listen = true                                 # capture mentions (see `listen`)
+//! # listen_interval_secs = 60                     # between mention polls
 //! ```
 //!
 //! X rotates the refresh token on every refresh, so the configured tokens
@@ -30,8 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, AdapterStore, ChannelAdapter, ChannelCheck, ChannelConfig,
-    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, Media, MediaRule,
-    PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
+    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media,
+    MediaRule, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
 };
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -39,6 +41,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::{classify_status, classify_transport, retry_after};
+
+mod listen;
 
 /// Longest platform message kept on an attempt.
 const MAX_MESSAGE: usize = 500;
@@ -62,6 +66,13 @@ struct Settings {
     refresh_token: SecretRef,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// Seconds between two polls of the mentions timeline (listening only).
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: f64,
+}
+
+fn default_listen_interval() -> f64 {
+    60.0
 }
 
 fn default_api_base() -> String {
@@ -92,6 +103,8 @@ pub struct XAdapter {
     /// The pair in use; `None` until the store has been consulted, which
     /// needs an async call and so cannot happen in `build`.
     current: tokio::sync::Mutex<Option<Tokens>>,
+    /// Between two polls of the mentions timeline (the listener's).
+    listen_interval: Duration,
 }
 
 impl std::fmt::Debug for XAdapter {
@@ -116,54 +129,75 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
-        let s: Settings = config.settings()?;
-        let what = |field: &str| format!("channel `{}` {field}", config.name);
-        let base = reqwest::Url::parse(&s.api_base)
-            .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("api_base"))))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ConfigError::new(format!(
-                "{}: must be http or https",
-                what("api_base")
-            )));
-        }
-        if s.client_id.trim().is_empty() {
-            return Err(ConfigError::new(format!(
-                "{}: must not be empty",
-                what("client_id")
-            )));
-        }
-        if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
-            return Err(ConfigError::new(format!(
-                "{}: must be between 0 and 300 seconds",
-                what("timeout_secs")
-            )));
-        }
-        let configured = Tokens {
-            access: s.access_token.resolve(&what("access_token"))?,
-            refresh: s.refresh_token.resolve(&what("refresh_token"))?,
-        };
-        let client_secret = s
-            .client_secret
-            .map(|r| r.resolve(&what("client_secret")))
-            .transpose()?;
-        // The factory list hands no client to this kind (see lib.rs), so the
-        // adapter builds its own; reqwest clients are cheap and pooled.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::new(format!("{}: {e}", what("(x)"))))?;
-        Ok(Arc::new(XAdapter {
-            client,
-            channel: config.name.clone(),
-            api_base: s.api_base.trim_end_matches('/').to_owned(),
-            client_id: s.client_id.trim().to_owned(),
-            client_secret,
-            timeout: Duration::from_secs_f64(s.timeout_secs),
-            state: context.state.clone(),
-            configured,
-            current: tokio::sync::Mutex::new(None),
-        }))
+        Ok(Arc::new(configure(config, context)?))
     }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        listen::build(config, context)
+    }
+}
+
+/// Checks the settings and builds the adapter (the listener builds on it
+/// too, sharing the channel's stored token pair).
+fn configure(config: &ChannelConfig, context: &AdapterContext) -> Result<XAdapter, ConfigError> {
+    let s: Settings = config.settings()?;
+    let what = |field: &str| format!("channel `{}` {field}", config.name);
+    let base = reqwest::Url::parse(&s.api_base)
+        .map_err(|e| ConfigError::new(format!("{}: not a URL: {e}", what("api_base"))))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(ConfigError::new(format!(
+            "{}: must be http or https",
+            what("api_base")
+        )));
+    }
+    if s.client_id.trim().is_empty() {
+        return Err(ConfigError::new(format!(
+            "{}: must not be empty",
+            what("client_id")
+        )));
+    }
+    if !(s.timeout_secs > 0.0 && s.timeout_secs <= 300.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 0 and 300 seconds",
+            what("timeout_secs")
+        )));
+    }
+    if !(s.listen_interval_secs >= 1.0 && s.listen_interval_secs <= 86_400.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 1 and 86400 seconds",
+            what("listen_interval_secs")
+        )));
+    }
+    let configured = Tokens {
+        access: s.access_token.resolve(&what("access_token"))?,
+        refresh: s.refresh_token.resolve(&what("refresh_token"))?,
+    };
+    let client_secret = s
+        .client_secret
+        .map(|r| r.resolve(&what("client_secret")))
+        .transpose()?;
+    // The factory list hands no client to this kind (see lib.rs), so the
+    // adapter builds its own; reqwest clients are cheap and pooled.
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::new(format!("{}: {e}", what("(x)"))))?;
+    Ok(XAdapter {
+        client,
+        channel: config.name.clone(),
+        api_base: s.api_base.trim_end_matches('/').to_owned(),
+        client_id: s.client_id.trim().to_owned(),
+        client_secret,
+        timeout: Duration::from_secs_f64(s.timeout_secs),
+        state: context.state.clone(),
+        configured,
+        current: tokio::sync::Mutex::new(None),
+        listen_interval: Duration::from_secs_f64(s.listen_interval_secs),
+    })
 }
 
 /// A stable, non-reversible tag of the configured refresh token, stored

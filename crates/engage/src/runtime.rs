@@ -190,7 +190,7 @@ impl ListenerRuntime {
                                 cursor = Some(next);
                             }
                             if !outcome.new.is_empty() {
-                                info!(
+                                debug!(
                                     channel,
                                     new = outcome.new.len(),
                                     duplicates = outcome.duplicates,

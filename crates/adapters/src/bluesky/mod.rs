@@ -10,6 +10,8 @@
 //! service = "https://bsky.social"                   # the account's PDS / entryway
 //! timeout_secs = 15
 //! langs = ["en"]                                    # optional, at most 3
+//! listen = true                                     # capture mentions, replies and quotes
+//! listen_interval_secs = 30                         # pause between notification polls
 //! ```
 //!
 //! Sessions: `createSession` is limited to 30 per 5 minutes, so the session
@@ -24,6 +26,7 @@
 //! on such a refusal we read the record back and report the first post.
 
 mod facets;
+mod listen;
 #[cfg(test)]
 mod tests;
 
@@ -34,8 +37,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, AdapterStore, ChannelAdapter, ChannelCheck, ChannelConfig,
-    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, MediaRule, OutboundPost,
-    PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle, ValidationError,
+    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, MediaRule,
+    OutboundPost, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
+    ValidationError,
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -81,6 +85,8 @@ struct Settings {
     timeout_secs: f64,
     #[serde(default)]
     langs: Vec<String>,
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: u64,
 }
 
 fn default_service() -> String {
@@ -89,6 +95,10 @@ fn default_service() -> String {
 
 fn default_timeout() -> f64 {
     15.0
+}
+
+fn default_listen_interval() -> u64 {
+    30
 }
 
 /// An authenticated session. Tokens never print (`Secret`).
@@ -111,6 +121,8 @@ pub struct BlueskyAdapter {
     password: Secret,
     timeout: Duration,
     langs: Vec<String>,
+    /// Pause between notification polls when listening.
+    listen_interval: Duration,
     store: Arc<dyn AdapterStore>,
     /// The live session; also serialises refreshes so two concurrent
     /// publishes never spend the same refresh token twice.
@@ -129,6 +141,24 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
+        Ok(Arc::new(Self::configure(config, context)?))
+    }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        Ok(Some(listen::listener(Self::configure(config, context)?)))
+    }
+}
+
+impl Factory {
+    /// Reads and checks a channel's settings (publishing and listening share them).
+    fn configure(
+        config: &ChannelConfig,
+        context: &AdapterContext,
+    ) -> Result<BlueskyAdapter, ConfigError> {
         let s: Settings = config.settings()?;
         let what = |field: &str| format!("channel `{}` {field}", config.name);
         let identifier = s.identifier.trim().trim_start_matches('@').to_owned();
@@ -159,8 +189,15 @@ impl AdapterFactory for Factory {
                 what("langs")
             )));
         }
+        // Polls share the 3,000 requests per 5 minutes with publishing.
+        if !(5..=3600).contains(&s.listen_interval_secs) {
+            return Err(ConfigError::new(format!(
+                "{}: must be between 5 and 3600 seconds",
+                what("listen_interval_secs")
+            )));
+        }
         let password = s.app_password.resolve(&what("app_password"))?;
-        Ok(Arc::new(BlueskyAdapter {
+        Ok(BlueskyAdapter {
             client: crate::http_client(),
             channel: config.name.clone(),
             service: service.as_str().trim_end_matches('/').to_owned(),
@@ -168,9 +205,10 @@ impl AdapterFactory for Factory {
             password,
             timeout: Duration::from_secs_f64(s.timeout_secs),
             langs: s.langs,
+            listen_interval: Duration::from_secs(s.listen_interval_secs),
             store: context.state.clone(),
             session: Mutex::new(None),
-        }))
+        })
     }
 }
 
@@ -388,6 +426,13 @@ impl BlueskyAdapter {
             // Another call already renewed it while we waited for the lock.
             return Ok(session.clone());
         }
+        // The listener and the publisher of a channel are two instances
+        // sharing the stored session: when the other one renewed it, its
+        // refresh token is the current one.
+        let stale = match self.load_session().await {
+            Some(saved) if saved.access != stale.access => saved,
+            _ => stale.clone(),
+        };
         let session = match self.refresh_session(&stale.refresh).await? {
             Some(session) => session,
             None => self.create_session().await?,

@@ -43,6 +43,8 @@ pub enum BenchCommand {
     Create(super::bench_create::CreateArgs),
     /// Reliability under stress: kill -9, a 429 storm, several processes, a slow platform.
     Chaos(super::chaos::ChaosArgs),
+    /// Ingest N engagement events through the listener runtime into the inbox.
+    Ingest(super::bench_ingest::IngestArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
@@ -57,6 +59,7 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
         } => (posts, database_url, lead_secs, spread_secs),
         BenchCommand::Create(args) => return super::bench_create::run(args, config).await,
         BenchCommand::Chaos(args) => return super::chaos::run(args).await,
+        BenchCommand::Ingest(args) => return super::bench_ingest::run(args).await,
     };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;
@@ -290,7 +293,7 @@ impl Report {
     }
 }
 
-fn peak_rss_mb() -> f64 {
+pub(super) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_create;
+pub mod bench_ingest;
 pub mod channels;
 pub mod chaos;
 pub mod completions;
