@@ -3,6 +3,7 @@
 //! CLARION_TEST_DATABASE_URL is set, on PostgreSQL.
 
 mod alerts;
+mod bridge;
 mod api;
 mod channels_check;
 mod cli;

@@ -251,11 +251,13 @@ pub(crate) async fn ingest_events(
             engagement::Entity::find()
                 .filter(engagement::Column::Channel.eq(channel))
                 .filter(engagement::Column::ItemId.is_in(chunk.iter().cloned()))
-                .order_by_asc(engagement::Column::Id)
                 .all(txn)
                 .await?,
         );
     }
+    // Sorted here, not by ORDER BY id: PostgreSQL would walk the primary
+    // key of the whole table to avoid sorting 100 rows (seen: 150 events/s).
+    new.sort_by_key(|e| e.id);
     outcome.new = new;
     Ok(outcome)
 }

@@ -166,6 +166,10 @@ async fn ingest(args: &IngestArgs, url: &str) -> anyhow::Result<()> {
         stored as f64 / elapsed.as_secs_f64(),
         super::bench::peak_rss_mb()
     );
-    anyhow::ensure!(stored == args.events, "only {stored} of {} events were stored", args.events);
+    anyhow::ensure!(
+        stored == args.events,
+        "only {stored} of {} events were stored",
+        args.events
+    );
     Ok(())
 }
