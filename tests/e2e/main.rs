@@ -19,3 +19,4 @@ mod promises;
 mod publish;
 mod quickstart;
 mod store;
+mod telegram_webhook;

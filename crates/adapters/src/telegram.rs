@@ -114,6 +114,10 @@ struct Settings {
     api_url: Option<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// Webhook mode for listening: Telegram pushes updates to
+    /// `POST /hooks/<channel>` with this in `X-Telegram-Bot-Api-Secret-Token`
+    /// (set it with `setWebhook {url, secret_token}`); getUpdates is not used.
+    webhook_secret: Option<SecretRef>,
 }
 
 fn default_timeout() -> f64 {
@@ -130,6 +134,8 @@ pub struct TelegramAdapter {
     /// The per-request timeout the client carries (the listener's long poll
     /// adds it to the time Telegram holds the request).
     timeout: Duration,
+    /// Set in webhook mode (see `Settings::webhook_secret`); never formatted.
+    webhook_secret: Option<clarion_core::Secret>,
 }
 
 impl std::fmt::Debug for TelegramAdapter {
@@ -231,6 +237,26 @@ fn configure(config: &ChannelConfig) -> Result<TelegramAdapter, ConfigError> {
         }
         bot = bot.set_api_url(url);
     }
+    let webhook_secret = match &s.webhook_secret {
+        None => None,
+        Some(secret) => {
+            let secret = secret.resolve(&what("webhook_secret"))?;
+            // Telegram's rule for `secret_token`: 1-256 of A-Z a-z 0-9 _ -.
+            let value = secret.expose();
+            if value.is_empty()
+                || value.len() > 256
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(ConfigError::new(format!(
+                    "{}: must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
+                    what("webhook_secret")
+                )));
+            }
+            Some(secret)
+        }
+    };
     Ok(TelegramAdapter {
         bot,
         chat,
@@ -238,6 +264,7 @@ fn configure(config: &ChannelConfig) -> Result<TelegramAdapter, ConfigError> {
         parse_mode: s.parse_mode,
         disable_link_preview: s.disable_link_preview,
         timeout,
+        webhook_secret,
     })
 }
 

@@ -131,4 +131,33 @@ pub trait Listener: Send + Sync + std::fmt::Debug {
     async fn acknowledge(&self, _cursor: &str) -> Result<(), PublishError> {
         Ok(())
     }
+
+    /// Reads events the platform pushed to Clarion's webhook endpoint
+    /// (`POST /hooks/<channel>`), checking the request is the platform's
+    /// (a shared secret header, a signature). `headers` are lower-case
+    /// names with their values. Listeners without a push mode refuse.
+    async fn receive_push(
+        &self,
+        _headers: &[(String, String)],
+        _body: &[u8],
+    ) -> Result<ListenBatch, PushError> {
+        Err(PushError::NotEnabled)
+    }
+}
+
+/// Why a pushed request was refused. Nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The channel takes no pushes (no webhook secret configured).
+    #[error("this channel has no webhook mode")]
+    NotEnabled,
+    /// The secret or signature is missing or wrong.
+    #[error("the request is not signed by the platform")]
+    Unauthorized,
+    /// The body is not what the platform sends.
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    /// The platform could not be asked what the listener needs (who the bot is).
+    #[error("{0}")]
+    Unavailable(String),
 }

@@ -28,7 +28,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// An expired token needs a person: ask again rarely, never in a loop.
 const AUTH_EXPIRED_WAIT: Duration = Duration::from_secs(300);
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ListenerRuntime {
     store: Store,
     listeners: Arc<ListenerRegistry>,
@@ -36,6 +36,17 @@ pub struct ListenerRuntime {
     config: ListenConfig,
     bridge: Option<Arc<Bridge>>,
     rules: Arc<Rules>,
+}
+
+/// Why a pushed request was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PushRefused {
+    #[error("no listening channel of that name")]
+    UnknownChannel,
+    #[error(transparent)]
+    Listener(clarion_core::PushError),
+    #[error("could not store it: {0}")]
+    Store(String),
 }
 
 /// How a wait ended.
@@ -88,6 +99,41 @@ impl ListenerRuntime {
             tasks.spawn(bridge.clone().run(stop.clone()));
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// A request a platform pushed to `POST /hooks/<channel>`: checked by
+    /// the channel's listener (secret, signature), then stored like a
+    /// polled batch (dedupe, threading, bridge, rules). Nothing is stored
+    /// when the listener refuses it.
+    pub async fn accept_push(
+        &self,
+        channel: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<usize, PushRefused> {
+        let listener = self
+            .listeners
+            .get(channel)
+            .ok_or(PushRefused::UnknownChannel)?;
+        let batch = listener
+            .receive_push(headers, body)
+            .await
+            .map_err(PushRefused::Listener)?;
+        let mut events = batch.events;
+        if let Some(bridge) = &self.bridge
+            && bridge.channel() == channel
+        {
+            events = bridge.take_chat_events(events).await;
+        }
+        let outcome = self
+            .store
+            .ingest_pushed(channel, &events, now_ms())
+            .await
+            .map_err(|e| PushRefused::Store(e.to_string()))?;
+        if !outcome.new.is_empty() {
+            self.after_ingest(&outcome.new).await;
+        }
+        Ok(outcome.new.len())
     }
 
     fn lease(&self) -> Duration {

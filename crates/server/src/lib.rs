@@ -61,6 +61,8 @@ pub struct AppState {
     pub inbox: clarion_engage::InboxService,
     /// `[listen]`: `/readyz` names listeners failing longer than its threshold.
     pub listen: clarion_engage::ListenConfig,
+    /// The listeners of this process, for pushed events (`/hooks/<channel>`).
+    pub listening: Option<clarion_engage::ListenerRuntime>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -126,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::handler))
+        .route("/hooks/{channel}", post(api::receive_push::handler))
         .nest("/api/v1", api)
         .merge(feed)
         .with_state(state)

@@ -170,6 +170,37 @@ impl Store {
         Ok(Some(outcome))
     }
 
+    /// Stores events the platform pushed (a webhook): no cursor and no
+    /// lease (any process may receive a push); the same dedupe and threading.
+    pub async fn ingest_pushed(
+        &self,
+        channel: &str,
+        events: &[Engagement],
+        now_ms: i64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        if self.is_postgres() {
+            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                .await?;
+        }
+        let outcome = ingest_events(&txn, channel, events, now_ms).await?;
+        if !outcome.new.is_empty() {
+            listener::Entity::update_many()
+                .col_expr(
+                    listener::Column::EventsTotal,
+                    Expr::col(listener::Column::EventsTotal).add(outcome.new.len() as i64),
+                )
+                .col_expr(listener::Column::LastEventAtMs, now_ms.into())
+                .col_expr(listener::Column::LastBatchAtMs, now_ms.into())
+                .filter(listener::Column::Channel.eq(channel))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
     /// Records a failed call of `holder`'s listener (the first failure of a
     /// run sets `failing_since_ms`; `/readyz` reads how long it has lasted).
     pub async fn listener_failed(

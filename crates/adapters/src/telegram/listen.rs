@@ -50,7 +50,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     ChannelConfig, ConfigError, Engagement, EngagementAuthor, EngagementKind, ErrorClass,
-    ListenBatch, Listener, PublishError,
+    ListenBatch, Listener, PublishError, PushError,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -450,6 +450,12 @@ impl Listener for TelegramListener {
     }
 
     async fn next_batch(&self, cursor: Option<&str>) -> Result<ListenBatch, PublishError> {
+        if self.adapter.webhook_secret.is_some() {
+            // Webhook mode: updates arrive through `receive_push`; polling
+            // getUpdates would only get 409 Conflict.
+            tokio::time::sleep(Duration::from_secs(POLL_SECS)).await;
+            return Ok(ListenBatch::default());
+        }
         let me = self.me().await?.clone();
         let offset = cursor.and_then(|c| match c.trim().parse::<i64>() {
             Ok(offset) => Some(offset),
@@ -495,6 +501,46 @@ impl Listener for TelegramListener {
         batch.cursor = next
             .filter(|next| offset.is_none_or(|offset| *next > offset))
             .map(|next| next.to_string());
+        Ok(batch)
+    }
+
+    /// One update pushed by Telegram to the webhook. The secret header is
+    /// compared in constant time before the body is read.
+    async fn receive_push(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<ListenBatch, PushError> {
+        use subtle::ConstantTimeEq;
+        let Some(secret) = &self.adapter.webhook_secret else {
+            return Err(PushError::NotEnabled);
+        };
+        let given = headers
+            .iter()
+            .find(|(name, _)| name == "x-telegram-bot-api-secret-token")
+            .map(|(_, value)| value.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(secret.expose().as_bytes())) {
+            return Err(PushError::Unauthorized);
+        }
+        let update: Value = serde_json::from_slice(body)
+            .map_err(|e| PushError::Malformed(format!("not a JSON update: {e}")))?;
+        if update.get("update_id").and_then(Value::as_i64).is_none() {
+            return Err(PushError::Malformed("an update without update_id".into()));
+        }
+        let me = self
+            .me()
+            .await
+            .map_err(|e| PushError::Unavailable(e.to_string()))?
+            .clone();
+        let mut batch = ListenBatch::default();
+        if let Some(message) = update.get("message") {
+            match self.read(message, &me) {
+                Ok(Some(engagement)) => batch.events.push(engagement),
+                Ok(None) => {}
+                Err(reason) => return Err(PushError::Malformed(reason)),
+            }
+        }
         Ok(batch)
     }
 }

@@ -95,6 +95,7 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         timezone: config.timezone,
         inbox,
         listen: config.listen.clone(),
+        listening: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

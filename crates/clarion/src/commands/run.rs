@@ -72,6 +72,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         timezone: app.config.timezone,
         inbox: app.inbox.clone(),
         listen: app.config.listen.clone(),
+        listening: Some(listening.clone()),
     };
     let listener = tokio::net::TcpListener::bind(&bind)
         .await

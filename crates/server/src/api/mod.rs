@@ -13,6 +13,7 @@ pub mod list_listeners;
 pub mod list_posts;
 pub mod note_conversation;
 pub mod queue_status;
+pub mod receive_push;
 pub mod reply_conversation;
 pub mod retry_post;
 pub mod schedule_post;
