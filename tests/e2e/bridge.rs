@@ -2,10 +2,14 @@
 //! Mastodon is shown in a fake Telegram group; a manager's reply there goes
 //! back to Mastodon as a threaded reply (`in_reply_to_id`) and is confirmed
 //! in the group; `note:` stays internal; an unauthorized user is refused and
-//! nothing is sent. Both fakes answer in their documented wire formats.
+//! nothing is sent. The same flow with Bluesky as the origin: a fan's reply
+//! deep in one of our threads is answered with the thread's root and the
+//! fan's post as `reply.root` / `reply.parent`. The fakes answer in their
+//! documented wire formats (Mastodon REST, Telegram Bot API, Bluesky XRPC)
+//! and are shared with `listener_failover.rs`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -21,8 +25,48 @@ const BOT_ID: i64 = 123_456;
 const MANAGER: i64 = 9001;
 const STRANGER: i64 = 666;
 
+/// Our Bluesky account, as the fake PDS knows it.
+const BSKY_DID: &str = "did:plc:clarion";
+const BSKY_HANDLE: &str = "clarion.bsky.test";
+const BSKY_PASSWORD: &str = "bsky-app-password";
+const BSKY_ACCESS: &str = "bsky-access-1";
+const FAN_DID: &str = "did:plc:fan";
+const FAN_HANDLE: &str = "fan.bsky.test";
+
+/// One request as the fakes received it.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub path: String,
+    pub query: String,
+    pub auth: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl Call {
+    /// A query parameter, decoded (the first, when repeated).
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params(name).into_iter().next()
+    }
+
+    pub fn params(&self, name: &str) -> Vec<String> {
+        query_params(&self.query, name)
+    }
+}
+
+/// The values of `name` in a query string, decoded.
+fn query_params(query: &str, name: &str) -> Vec<String> {
+    let url = reqwest::Url::parse(&format!("http://fake/?{query}")).unwrap();
+    url.query_pairs()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
 #[derive(Default)]
 struct Fake {
+    /// Every request, in arrival order.
+    calls: Vec<Call>,
     /// Mastodon notifications (oldest first).
     notifications: Vec<Value>,
     /// Statuses Clarion posted on Mastodon.
@@ -31,17 +75,36 @@ struct Fake {
     updates: Vec<Value>,
     /// Messages Clarion sent on Telegram.
     sent: Vec<Value>,
+    /// `getUpdates` calls being answered right now, and how many found
+    /// another one running (Telegram answers those 409 Conflict).
+    polling: usize,
+    conflicts: usize,
+    /// Bluesky notifications (newest first, as the appview lists them).
+    bsky_notifications: Vec<Value>,
+    /// `com.atproto.repo.createRecord` bodies Clarion sent.
+    records: Vec<Value>,
     next_id: i64,
 }
 
+/// A fake Mastodon instance, Telegram Bot API and Bluesky PDS on one port.
 #[derive(Clone)]
-struct Fakes {
-    base: String,
+pub(crate) struct Fakes {
+    pub base: String,
     state: Arc<Mutex<Fake>>,
 }
 
+/// Ends a `getUpdates` call's turn, even when the caller hung up (a killed
+/// process) and the handler is dropped half-way.
+struct Polling(Arc<Mutex<Fake>>);
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().polling -= 1;
+    }
+}
+
 impl Fakes {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(Fake {
             next_id: 5000,
             ..Default::default()
@@ -55,7 +118,8 @@ impl Fakes {
         Self { base, state }
     }
 
-    fn mention(&self, status_id: &str, text: &str) {
+    /// A Mastodon mention; its notification id is `70000 + n` (n counts from 1).
+    pub fn mention(&self, status_id: &str, text: &str) {
         let mut s = self.state.lock().unwrap();
         let n = s.notifications.len() + 1;
         s.notifications.push(json!({
@@ -71,7 +135,7 @@ impl Fakes {
     }
 
     /// A group message from `user` replying to the bot's message `to`.
-    fn chat_reply(&self, user: i64, to: i64, text: &str) -> i64 {
+    pub fn chat_reply(&self, user: i64, to: i64, text: &str) -> i64 {
         let mut s = self.state.lock().unwrap();
         s.next_id += 1;
         let id = s.next_id;
@@ -94,12 +158,77 @@ impl Fakes {
         id
     }
 
-    fn sent(&self) -> Vec<Value> {
+    /// A Bluesky notification for a post of the fan's (`at://did:plc:fan/
+    /// app.bsky.feed.post/<rkey>`, cid `cid`), replying under `root` to
+    /// `parent` (each `(uri, cid)`), indexed now. Returns its `indexedAt`.
+    fn bsky_reply(
+        &self,
+        rkey: &str,
+        cid: &str,
+        text: &str,
+        root: (&str, &str),
+        parent: (&str, &str),
+    ) -> String {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let notification = json!({
+            "uri": format!("at://{FAN_DID}/app.bsky.feed.post/{rkey}"),
+            "cid": cid,
+            "author": {
+                "did": FAN_DID, "handle": FAN_HANDLE, "displayName": "A Fan",
+                "avatar": "https://cdn.bsky.test/avatar/fan.jpg", "labels": [],
+                "createdAt": "2024-01-01T00:00:00.000Z"
+            },
+            "reason": "reply",
+            "record": {
+                "$type": "app.bsky.feed.post",
+                "text": text,
+                "createdAt": now,
+                "langs": ["en"],
+                "reply": {
+                    "root": {"uri": root.0, "cid": root.1},
+                    "parent": {"uri": parent.0, "cid": parent.1}
+                }
+            },
+            "isRead": false,
+            "indexedAt": now,
+            "labels": []
+        });
+        self.state
+            .lock()
+            .unwrap()
+            .bsky_notifications
+            .insert(0, notification);
+        now
+    }
+
+    pub fn sent(&self) -> Vec<Value> {
         self.state.lock().unwrap().sent.clone()
     }
 
-    fn statuses(&self) -> Vec<Value> {
+    pub fn statuses(&self) -> Vec<Value> {
         self.state.lock().unwrap().statuses.clone()
+    }
+
+    fn records(&self) -> Vec<Value> {
+        self.state.lock().unwrap().records.clone()
+    }
+
+    /// Every request whose path ends with `suffix` (case-insensitive).
+    pub fn calls(&self, suffix: &str) -> Vec<Call> {
+        let suffix = suffix.to_lowercase();
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.path.to_lowercase().ends_with(&suffix))
+            .cloned()
+            .collect()
+    }
+
+    /// `getUpdates` calls that overlapped another one.
+    pub fn conflicts(&self) -> usize {
+        self.state.lock().unwrap().conflicts
     }
 }
 
@@ -107,12 +236,43 @@ async fn answer(State(state): State<Arc<Mutex<Fake>>>, request: Request) -> Resp
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
+    let auth = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes: Bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    state.lock().unwrap().calls.push(Call {
+        path: path.clone(),
+        query: query.clone(),
+        auth: auth.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    });
     let lower = path.to_lowercase();
     if lower.ends_with("/getupdates") {
+        let _turn = {
+            let mut s = state.lock().unwrap();
+            s.polling += 1;
+            if s.polling > 1 {
+                s.conflicts += 1;
+            }
+            Polling(state.clone())
+        };
+        if state.lock().unwrap().polling > 1 {
+            // What Telegram answers a second consumer of the same bot.
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "ok": false, "error_code": 409,
+                    "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+                })),
+            )
+                .into_response();
+        }
         let offset = body["offset"].as_i64().unwrap_or(0);
         for _ in 0..6 {
             let ready: Vec<Value> = {
@@ -131,6 +291,9 @@ async fn answer(State(state): State<Arc<Mutex<Fake>>>, request: Request) -> Resp
         return Json(json!({"ok": true, "result": []})).into_response();
     }
     let mut s = state.lock().unwrap();
+    if let Some(xrpc) = path.strip_prefix("/xrpc/") {
+        return bluesky(&mut s, xrpc, &query, auth.as_deref(), &body);
+    }
     match (method, path.as_str()) {
         (_, p) if p.to_lowercase().ends_with("/getme") => Json(json!({
             "ok": true,
@@ -194,7 +357,89 @@ async fn answer(State(state): State<Arc<Mutex<Fake>>>, request: Request) -> Resp
     }
 }
 
-fn channels(base: &str) -> String {
+/// The XRPC methods Clarion's Bluesky adapter and listener call, answered
+/// as a PDS does (errors as `{"error", "message"}`).
+fn bluesky(s: &mut Fake, method: &str, query: &str, auth: Option<&str>, body: &Value) -> Response {
+    let error = |status: StatusCode, name: &str, message: &str| {
+        (status, Json(json!({"error": name, "message": message}))).into_response()
+    };
+    if method == "com.atproto.server.createSession" {
+        if body["identifier"] != json!(BSKY_HANDLE) || body["password"] != json!(BSKY_PASSWORD) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationRequired",
+                "Invalid identifier or password",
+            );
+        }
+        return Json(json!({
+            "accessJwt": BSKY_ACCESS, "refreshJwt": "bsky-refresh-1",
+            "handle": BSKY_HANDLE, "did": BSKY_DID, "active": true
+        }))
+        .into_response();
+    }
+    if auth != Some(&format!("Bearer {BSKY_ACCESS}")) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationRequired",
+            "Authentication Required",
+        );
+    }
+    match method {
+        "com.atproto.server.getSession" => {
+            Json(json!({"handle": BSKY_HANDLE, "did": BSKY_DID, "active": true})).into_response()
+        }
+        "app.bsky.notification.listNotifications" => {
+            let reasons = query_params(query, "reasons");
+            let limit: usize = query_params(query, "limit")
+                .first()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50);
+            // Our cursors are offsets into the list; the appview's are opaque.
+            let start: usize = query_params(query, "cursor")
+                .first()
+                .and_then(|c| c.strip_prefix('o').and_then(|n| n.parse().ok()))
+                .unwrap_or(0);
+            let page: Vec<Value> = s
+                .bsky_notifications
+                .iter()
+                .filter(|n| reasons.is_empty() || reasons.iter().any(|r| n["reason"] == json!(r)))
+                .skip(start)
+                .take(limit)
+                .cloned()
+                .collect();
+            let mut answer = json!({"notifications": page, "priority": false});
+            // Like the appview: a cursor with every non-empty page.
+            if !page.is_empty() {
+                answer["cursor"] = json!(format!("o{}", start + page.len()));
+            }
+            Json(answer).into_response()
+        }
+        "app.bsky.notification.updateSeen" => StatusCode::OK.into_response(),
+        "com.atproto.repo.createRecord" => {
+            if body["repo"] != json!(BSKY_DID) || body["collection"] != "app.bsky.feed.post" {
+                return error(StatusCode::BAD_REQUEST, "InvalidRequest", "unexpected repo");
+            }
+            s.next_id += 1;
+            let n = s.next_id;
+            s.records.push(body.clone());
+            let rkey = body["rkey"].as_str().unwrap_or("3kreply");
+            Json(json!({
+                "uri": format!("at://{BSKY_DID}/app.bsky.feed.post/{rkey}"),
+                "cid": format!("bafyreply{n}"),
+                "commit": {"cid": format!("bafycommit{n}"), "rev": format!("3krev{n}")},
+                "validationStatus": "valid"
+            }))
+            .into_response()
+        }
+        _ => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "MethodNotImplemented",
+            "Method Not Implemented",
+        ),
+    }
+}
+
+pub(crate) fn channels(base: &str) -> String {
     format!(
         r#"
 [[channels]]
@@ -335,6 +580,7 @@ async fn mastodon_mention_answered_from_telegram(db: Option<TestDb>) {
         status.contains("masto") && status.contains("listening"),
         "{status}"
     );
+    assert_eq!(fakes.conflicts(), 0, "one getUpdates at a time");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -346,5 +592,235 @@ async fn mastodon_mention_answered_from_telegram_sqlite() {
 async fn mastodon_mention_answered_from_telegram_postgres() {
     if let Some(db) = TestDb::postgres().await {
         mastodon_mention_answered_from_telegram(Some(db)).await;
+    }
+}
+
+fn bluesky_channels(base: &str) -> String {
+    format!(
+        r#"
+[[channels]]
+name = "sky"
+kind = "bluesky"
+identifier = "{BSKY_HANDLE}"
+app_password = {{ env = "E2E_BLUESKY_PASSWORD" }}
+service = "{base}"
+listen = true
+listen_interval_secs = 5
+
+[[channels]]
+name = "ops"
+kind = "telegram"
+bot_token = {{ env = "E2E_TELEGRAM_TOKEN" }}
+chat_id = "{GROUP}"
+api_url = "{base}/"
+parse_mode = "plain"
+listen = true
+
+[bridge]
+channel = "ops"
+allow_users = ["{MANAGER}"]
+"#
+    )
+}
+
+/// Our post, the top of the thread.
+const ROOT1: &str = "at://did:plc:clarion/app.bsky.feed.post/root1";
+/// The fan's earlier post in that thread.
+const P1: &str = "at://did:plc:fan/app.bsky.feed.post/p1";
+/// The fan's post that we answer.
+const N1: &str = "at://did:plc:fan/app.bsky.feed.post/n1";
+
+async fn bluesky_reply_answered_from_telegram(db: Option<TestDb>) {
+    let fakes = Fakes::start().await;
+    // Already there at the first start: the first run reads the newest page.
+    let indexed = fakes.bsky_reply(
+        "n1",
+        "bafyn1",
+        "and will the recording be online too?",
+        (ROOT1, "bafyroot"),
+        (P1, "bafyp1"),
+    );
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels = bluesky_channels(&fakes.base);
+    let mut clarion = Clarion::new(db, &settings);
+    clarion.env = vec![
+        ("E2E_BLUESKY_PASSWORD".into(), BSKY_PASSWORD.into()),
+        ("E2E_TELEGRAM_TOKEN".into(), "123:telegram".into()),
+    ];
+    let run = clarion.run();
+    run.ready().await;
+
+    let bridged_with = |needle: &str| -> Vec<Value> {
+        fakes
+            .sent()
+            .into_iter()
+            .filter(|m| {
+                m["request"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(needle))
+            })
+            .collect()
+    };
+    let shown = wait_until(Duration::from_secs(30), || async {
+        !bridged_with("will the recording be online too?").is_empty()
+    })
+    .await;
+    assert!(
+        shown,
+        "the Bluesky reply reached the bridge:\n{}",
+        run.log()
+    );
+    let message = &bridged_with("will the recording be online too?")[0];
+    let bridged = message["message_id"].as_i64().unwrap();
+    let text = message["request"]["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("reply on sky") && text.contains("A Fan (@fan.bsky.test)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://bsky.app/profile/fan.bsky.test/post/n1"),
+        "{text}"
+    );
+    let listed = clarion.ok(&["inbox", "ls", "--platform", "bluesky"]);
+    assert!(listed.contains("fan.bsky.test"), "{listed}");
+
+    // The listener asked as documented, and marked what it read as seen.
+    let lists = fakes.calls("/xrpc/app.bsky.notification.listNotifications");
+    assert!(!lists.is_empty());
+    assert_eq!(lists[0].params("reasons"), ["mention", "reply", "quote"]);
+    assert_eq!(
+        lists[0].param("cursor"),
+        None,
+        "the first run reads the newest page"
+    );
+    assert_eq!(
+        lists[0].auth.as_deref(),
+        Some(format!("Bearer {BSKY_ACCESS}").as_str())
+    );
+    let seen = wait_until(Duration::from_secs(10), || async {
+        fakes
+            .calls("/xrpc/app.bsky.notification.updateSeen")
+            .iter()
+            .any(|c| c.body == json!({"seenAt": indexed}))
+    })
+    .await;
+    assert!(
+        seen,
+        "updateSeen up to the fan's post: {:?}",
+        fakes.calls("updateSeen")
+    );
+
+    // The manager answers in the group.
+    let answer = fakes.chat_reply(MANAGER, bridged, "Yes, by Friday on our site!");
+    let posted = wait_until(Duration::from_secs(30), || async {
+        !fakes.records().is_empty()
+    })
+    .await;
+    assert!(posted, "the reply reached Bluesky:\n{}", run.log());
+    let records = fakes.records();
+    assert_eq!(records.len(), 1, "one record: {records:?}");
+    let created = &records[0];
+    assert_eq!(created["repo"], json!(BSKY_DID));
+    assert_eq!(created["collection"], json!("app.bsky.feed.post"));
+    let record = &created["record"];
+    assert_eq!(record["$type"], json!("app.bsky.feed.post"));
+    assert_eq!(record["text"], json!("Yes, by Friday on our site!"));
+    assert_eq!(
+        record["reply"]["root"],
+        json!({"uri": ROOT1, "cid": "bafyroot"}),
+        "the thread's root is our post"
+    );
+    assert_eq!(
+        record["reply"]["parent"],
+        json!({"uri": N1, "cid": "bafyn1"}),
+        "the parent is the fan's post we answer, not the one it answered"
+    );
+    let rkey = created["rkey"].as_str().expect("a record key").to_owned();
+
+    // Confirmed in the group, as a reply to the manager's message.
+    let replied_to = |id: i64| {
+        fakes
+            .sent()
+            .iter()
+            .find(|m| m["request"]["reply_parameters"]["message_id"] == json!(id))
+            .and_then(|m| m["request"]["text"].as_str().map(str::to_owned))
+    };
+    let confirmed = wait_until(Duration::from_secs(30), || async {
+        replied_to(answer).is_some()
+    })
+    .await;
+    assert!(confirmed, "the manager was told:\n{}", run.log());
+    let confirmation = replied_to(answer).unwrap();
+    assert!(
+        confirmation.contains("Sent")
+            && confirmation.contains(&format!("https://bsky.app/profile/{BSKY_DID}/post/{rkey}")),
+        "{confirmation}"
+    );
+    // The listener's session was stored and reused by the publisher.
+    assert_eq!(
+        fakes.calls("/xrpc/com.atproto.server.createSession").len(),
+        1,
+        "one login for the listener and the publisher"
+    );
+
+    // The fan answers our reply: same conversation, shown once more; the
+    // first post, read again on every poll since, is not shown twice.
+    let ours = format!("at://{BSKY_DID}/app.bsky.feed.post/{rkey}");
+    let conversation = text
+        .split("conversation #")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the bridged text names the conversation")
+        .to_owned();
+    fakes.bsky_reply(
+        "n2",
+        "bafyn2",
+        "great, thank you!",
+        (ROOT1, "bafyroot"),
+        (&ours, "bafyreply"),
+    );
+    let again = wait_until(Duration::from_secs(30), || async {
+        !bridged_with("great, thank you!").is_empty()
+    })
+    .await;
+    assert!(again, "the second reply reached the bridge:\n{}", run.log());
+    let second = bridged_with("great, thank you!")[0]["request"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        second.contains(&format!("conversation #{conversation}\n")),
+        "threaded by its root: {second}"
+    );
+    assert_eq!(
+        bridged_with("will the recording be online too?").len(),
+        1,
+        "each post is shown once"
+    );
+    assert_eq!(fakes.records().len(), 1, "nothing else was posted");
+    let show = clarion.ok(&["inbox", "show", &conversation]);
+    assert!(
+        show.contains("published") && show.contains("Yes, by Friday on our site!"),
+        "{show}"
+    );
+    assert!(show.contains("great, thank you!"), "{show}");
+    let status = clarion.ok(&["listeners", "status"]);
+    assert!(
+        status.contains("sky") && status.contains("listening"),
+        "{status}"
+    );
+    assert_eq!(fakes.conflicts(), 0, "one getUpdates at a time");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bluesky_reply_answered_from_telegram_sqlite() {
+    bluesky_reply_answered_from_telegram(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bluesky_reply_answered_from_telegram_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        bluesky_reply_answered_from_telegram(Some(db)).await;
     }
 }

@@ -13,6 +13,7 @@ mod create;
 mod edit_retry;
 mod harness;
 mod inbox;
+mod listener_failover;
 mod listener_health;
 mod media;
 mod platforms;

@@ -444,15 +444,27 @@ impl Store {
                     active.update(&self.db).await?;
                 }
                 None => {
-                    channel::ActiveModel {
+                    // Two processes starting together both find no row:
+                    // the second insert becomes an update, not a start-up
+                    // failure on the unique name.
+                    channel::Entity::insert(channel::ActiveModel {
                         name: Set(name.clone()),
                         kind: Set(kind.clone()),
                         settings: Set(settings.clone()),
                         created_at_ms: Set(now),
                         updated_at_ms: Set(now),
                         ..Default::default()
-                    }
-                    .insert(&self.db)
+                    })
+                    .on_conflict(
+                        OnConflict::column(channel::Column::Name)
+                            .update_columns([
+                                channel::Column::Kind,
+                                channel::Column::Settings,
+                                channel::Column::UpdatedAtMs,
+                            ])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
                     .await?;
                 }
             }
