@@ -364,3 +364,100 @@ async fn a_killed_listener_is_taken_over_postgres() {
         a_killed_listener_is_taken_over(db).await;
     }
 }
+
+/// Auto-rules on stored items: labels, assignee and a priority mark, and an
+/// auto-reply queued through the publish path at most once per author per
+/// conversation.
+async fn rules_label_assign_and_auto_reply_once(db: TestDb) {
+    use clarion_engage::InboxService;
+    use clarion_engage::rules::{RuleConfig, Rules};
+    let store = store(&db).await;
+    let config: clarion_core::ChannelConfig =
+        serde_json::from_value(serde_json::json!({"name": "feed", "kind": "stdout"})).unwrap();
+    let registry = Arc::new(
+        clarion_core::AdapterRegistry::build(
+            &clarion_adapters::builtin_factories(clarion_adapters::http_client()),
+            &[config],
+            &clarion_core::AdapterContext::default(),
+        )
+        .unwrap(),
+    );
+    let queue = clarion_scheduler::PublishQueue::open(&store, &Default::default())
+        .await
+        .unwrap();
+    let posts =
+        clarion_scheduler::PostService::new(store.clone(), queue, registry.clone(), Arc::default());
+    let inbox = InboxService::new(posts, registry);
+    let rule: RuleConfig = toml::from_str(
+        "name = \"refunds\"\nkeywords = [\"refund\"]\nlabel = [\"refund\"]\nassign = \"alice\"\n\
+         priority = \"high\"\nauto_reply = \"Hi {{author}}, we are on it!\"",
+    )
+    .unwrap();
+    let rules = Rules::new(&[rule], &["feed"])
+        .unwrap()
+        .with_inbox(inbox.clone(), 20);
+    let now = now_ms();
+    store
+        .acquire_listener("feed", "p", now, now + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    // Two messages of one author in one thread, a third unrelated item.
+    let mut first = item("1", None, "1", "I want a REFUND");
+    first.author.id = "kim".into();
+    first.author.handle = "@kim".into();
+    let mut second = item("2", Some("1"), "1", "refund please!!");
+    second.author = first.author.clone();
+    let other = item("3", None, "3", "nice launch");
+    let out = store
+        .ingest(
+            "feed",
+            "p",
+            &[first, second, other],
+            Some("3"),
+            now,
+            now + 60_000,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    rules.apply(&out.new).await;
+    let thread = out.new[0].conversation_id;
+    let detail = inbox.show(thread).await.unwrap();
+    assert_eq!(
+        detail.conversation.labels(),
+        ["priority:high".to_owned(), "refund".to_owned()]
+    );
+    assert_eq!(detail.conversation.assignee.as_deref(), Some("alice"));
+    assert_eq!(
+        detail.replies.len(),
+        1,
+        "one auto-reply per author per conversation"
+    );
+    let reply = &detail.replies[0];
+    assert_eq!(reply.reply.via, "rule");
+    let target = reply.target.as_ref().unwrap();
+    assert_eq!(target.rendered_text, "Hi @kim, we are on it!");
+    assert_eq!(
+        target.reply_parent.as_deref(),
+        Some("1"),
+        "threaded under the item"
+    );
+    let untouched = inbox.show(out.new[2].conversation_id).await.unwrap();
+    assert!(untouched.conversation.labels().is_empty());
+    assert!(untouched.replies.is_empty());
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_label_assign_and_auto_reply_once_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_label_assign_and_auto_reply_once(TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_label_assign_and_auto_reply_once_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        rules_label_assign_and_auto_reply_once(db).await;
+    }
+}
