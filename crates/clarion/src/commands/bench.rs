@@ -45,6 +45,8 @@ pub enum BenchCommand {
     Chaos(super::chaos::ChaosArgs),
     /// Ingest N engagement events through the listener runtime into the inbox.
     Ingest(super::bench_ingest::IngestArgs),
+    /// Reply latency: a manager's answer in the bridge chat to its status on Mastodon.
+    Reply(super::bench_reply::ReplyArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
@@ -60,6 +62,7 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
         BenchCommand::Create(args) => return super::bench_create::run(args, config).await,
         BenchCommand::Chaos(args) => return super::chaos::run(args).await,
         BenchCommand::Ingest(args) => return super::bench_ingest::run(args).await,
+        BenchCommand::Reply(args) => return super::bench_reply::run(args, config).await,
     };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;

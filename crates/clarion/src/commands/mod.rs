@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_create;
 pub mod bench_ingest;
+pub mod bench_reply;
 pub mod channels;
 pub mod chaos;
 pub mod completions;
