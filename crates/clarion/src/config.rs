@@ -128,7 +128,13 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "timezone",
     "alerts",
     "media_dir",
+    "listen",
 ];
+
+/// Top-level keys that are tables: `CLARION_<TABLE>` alone is not an
+/// override of the whole table (`CLARION_LOG` is the log filter, read by
+/// tracing), only `CLARION_<TABLE>__<KEY>` is.
+const TABLE_KEYS: &[&str] = &["log", "server", "scheduler", "alerts", "listen"];
 
 impl Config {
     /// Reads the file (a missing file is an error only when it was asked
@@ -240,6 +246,9 @@ impl Config {
 fn override_path(name: &str) -> Option<Vec<String>> {
     let rest = name.strip_prefix("CLARION_")?;
     let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+    if path.len() == 1 && TABLE_KEYS.contains(&path[0].as_str()) {
+        return None;
+    }
     TOP_LEVEL_KEYS.contains(&path[0].as_str()).then_some(path)
 }
 
@@ -305,6 +314,9 @@ mod tests {
                 ("CLARION_SERVER__BIND", "0.0.0.0:9000"),
                 ("CLARION_API_TOKEN", "secret"),
                 ("CLARION_TEST_DATABASE_URL", "postgres://t"),
+                // The tracing filter, not an override of the [log] table.
+                ("CLARION_LOG", "warn"),
+                ("CLARION_LISTEN__LEASE_SECS", "7"),
             ]),
         )
         .unwrap();
@@ -313,6 +325,7 @@ mod tests {
         assert_eq!(config.scheduler.grace_period_secs, 60);
         assert_eq!(config.scheduler.max_attempts, 3);
         assert_eq!(config.server.bind, "0.0.0.0:9000");
+        assert_eq!(config.listen.lease_secs, 7);
     }
 
     #[test]

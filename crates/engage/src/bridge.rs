@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clarion_core::{
-    ChannelAdapter, ConfigError, Engagement, ListenerRegistry, Markup, OutboundPost,
+    ChannelAdapter, ConfigError, Engagement, ErrorClass, ListenerRegistry, Markup, OutboundPost,
     PublishRequest, ReplyTo, TargetStatus,
 };
 use clarion_store::{Store, engagement, now_ms};
@@ -44,6 +44,10 @@ pub struct Bridge {
     wake: Notify,
     /// Set while this process holds the bridge channel's listener lease.
     active: AtomicBool,
+    /// No chat message before this: the channel's `min_interval`, or the
+    /// wait a rate-limited answer asked for (a Telegram group takes about
+    /// 20 messages a minute; a burst of confirmations must not be refused).
+    next_send: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Bridge {
@@ -78,6 +82,7 @@ impl Bridge {
             inbox,
             wake: Notify::new(),
             active: AtomicBool::new(false),
+            next_send: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         })
     }
 
@@ -270,7 +275,18 @@ impl Bridge {
             scheduled_at_ms: now_ms(),
             budget: Duration::from_secs(30),
         };
-        match self.adapter.publish(request).await {
+        let mut next_send = self.next_send.lock().await;
+        tokio::time::sleep_until(*next_send).await;
+        let sent = self.adapter.publish(request).await;
+        *next_send = tokio::time::Instant::now()
+            + match &sent {
+                Err(e) if e.class == ErrorClass::RateLimited => {
+                    e.retry_after.unwrap_or(Duration::from_secs(5))
+                }
+                _ => self.adapter.min_interval().unwrap_or_default(),
+            };
+        drop(next_send);
+        match sent {
             Ok(receipt) => {
                 let id = receipt.platform_post_id?;
                 if let Err(e) = self
