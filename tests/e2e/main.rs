@@ -10,6 +10,7 @@ mod cli;
 mod content;
 mod crash;
 mod create;
+mod discord_bridge;
 mod edit_retry;
 mod harness;
 mod inbox;
