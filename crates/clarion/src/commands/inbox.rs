@@ -15,11 +15,16 @@ pub enum InboxCommand {
     #[command(after_help = "Example: clarion inbox ls --status open --platform mastodon")]
     Ls(LsArgs),
     /// One conversation: its items, replies (with their publish status) and notes.
-    Show { id: i32 },
+    Show {
+        /// The conversation's id (`inbox ls` shows it).
+        id: i32,
+    },
     /// Answer a conversation as a threaded reply on its platform.
     #[command(after_help = "Example: clarion inbox reply 12 'Thanks, fixed now!' --as alice")]
     Reply {
+        /// The conversation's id.
         id: i32,
+        /// The reply, as it will be posted.
         text: String,
         /// Who is answering (recorded with the reply).
         #[arg(long = "as", default_value = "cli")]
@@ -30,29 +35,51 @@ pub enum InboxCommand {
     },
     /// Add an internal note (never sent to the platform).
     Note {
+        /// The conversation's id.
         id: i32,
+        /// The note (internal; never sent).
         text: String,
+        /// Who writes the note.
         #[arg(long = "as", default_value = "cli")]
         author: String,
     },
     /// Mark conversations resolved.
-    Resolve { ids: Vec<i32> },
+    Resolve {
+        /// Conversation ids.
+        #[arg(required = true)]
+        ids: Vec<i32>,
+    },
     /// Open conversations again.
-    Reopen { ids: Vec<i32> },
+    Reopen {
+        /// Conversation ids.
+        #[arg(required = true)]
+        ids: Vec<i32>,
+    },
     /// Hide a conversation for a while (`2h`, `1d`); a new item wakes it earlier.
-    Snooze { id: i32, length: String },
+    Snooze {
+        /// The conversation's id.
+        id: i32,
+        /// How long: `45s`, `30m`, `2h`, `1d`.
+        length: String,
+    },
     /// Assign a conversation (`--none` to unassign).
     Assign {
+        /// The conversation's id.
         id: i32,
+        /// Who takes it (any name your team uses).
         who: Option<String>,
+        /// Unassign instead.
         #[arg(long, conflicts_with = "who")]
         none: bool,
     },
     /// Add labels (`--remove` to take them off).
     Label {
+        /// The conversation's id.
         id: i32,
+        /// Labels to add (or remove).
         #[arg(required = true)]
         labels: Vec<String>,
+        /// Remove these labels instead of adding them.
         #[arg(long)]
         remove: bool,
     },
@@ -66,14 +93,19 @@ pub struct LsArgs {
     /// A platform kind: mastodon, bluesky, telegram, ...
     #[arg(long)]
     platform: Option<String>,
+    /// A channel name.
     #[arg(long)]
     channel: Option<String>,
+    /// Only conversations about posts of this campaign.
     #[arg(long)]
     campaign: Option<String>,
+    /// Only conversations with this label.
     #[arg(long)]
     label: Option<String>,
+    /// Only conversations assigned to this person.
     #[arg(long)]
     assignee: Option<String>,
+    /// At most this many conversations.
     #[arg(long, default_value_t = 50)]
     limit: u64,
     /// Print JSON lines instead of a table.

@@ -81,13 +81,16 @@ pub enum RulesCommand {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
+    /// The item's text.
     #[arg(long)]
     text: String,
     /// mention, reply, comment, quote or dm.
     #[arg(long, default_value = "mention")]
     kind: String,
+    /// The channel it arrived on.
     #[arg(long, default_value = "")]
     channel: String,
+    /// The campaign of the post it answers.
     #[arg(long)]
     campaign: Option<String>,
     /// The author's handle or platform id.
