@@ -395,6 +395,14 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
         confirmation.contains("Sent") && confirmation.contains("https://masto.test/@clarion/"),
         "{confirmation}"
     );
+    // Gateway events are handled in their own tasks and chat messages are
+    // paced, so the refusal and the note's receipt may come after the
+    // confirmation: wait for them too.
+    let answered = wait_until(Duration::from_secs(30), || async {
+        discord.reply_to(&stranger).is_some() && discord.reply_to(&note).is_some()
+    })
+    .await;
+    assert!(answered, "the stranger and the note were answered");
     let refusal = discord
         .reply_to(&stranger)
         .expect("the stranger was answered");
