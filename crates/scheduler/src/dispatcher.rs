@@ -137,8 +137,22 @@ async fn claim_round(
         .map(|t| (t, None))
         .collect();
     // Paced channels: one target each, and only when the pacer has a slot,
-    // which is reserved here so the next round sees the channel busy.
-    for channel in paced {
+    // which is reserved here so the next round sees the channel busy. One
+    // read first says which free channels have due work at all.
+    let free: Vec<String> = paced
+        .iter()
+        .filter(|c| !paused.contains(*c) && runtime.pacer.free_by(c, horizon))
+        .cloned()
+        .collect();
+    let due = if free.is_empty() || claimed.len() >= permits.len() {
+        Vec::new()
+    } else {
+        runtime
+            .store
+            .channels_with_due(now + LOOKAHEAD_MS, &free)
+            .await?
+    };
+    for channel in paced.iter().filter(|c| due.contains(c)) {
         if claimed.len() >= permits.len() {
             break;
         }

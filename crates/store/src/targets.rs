@@ -354,6 +354,33 @@ impl Store {
             .flatten())
     }
 
+    /// Which of `channels` have a scheduled target due by `due_by_ms`: one
+    /// read, so the dispatcher tries a claim only on those instead of one
+    /// statement per paced channel per round (which grew with the number
+    /// of accounts: reply p99 571 ms at 500 paced channels).
+    pub async fn channels_with_due(
+        &self,
+        due_by_ms: i64,
+        channels: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in channels.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+            found.extend(
+                target::Entity::find()
+                    .select_only()
+                    .column(target::Column::Channel)
+                    .distinct()
+                    .filter(target::Column::Status.eq(TargetStatus::Scheduled.as_str()))
+                    .filter(target::Column::NotBeforeMs.lte(due_by_ms))
+                    .filter(target::Column::Channel.is_in(chunk.iter().cloned()))
+                    .into_tuple::<String>()
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+
     /// Takes over a `publishing` target whose lease ran out (its worker died
     /// mid-publish, or lost the database for longer than a lease), keeping
     /// its idempotency key. The outcome of the dead claim's attempt is
