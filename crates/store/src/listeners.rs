@@ -145,27 +145,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
-        if self.is_postgres() {
-            // Prepared statements get a generic plan after five runs, made
-            // with the statistics of that moment: an inbox that starts empty
-            // keeps a sequential scan until the next ANALYZE (and autovacuum
-            // may be off). Measured: 467 events/s at 30k rows instead of
-            // thousands. Planning each lookup costs far less than that.
-            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-                .await?;
-        }
-        let outcome = ingest_events(&txn, channel, events, now_ms).await?;
-        if !outcome.new.is_empty() {
-            listener::Entity::update_many()
-                .col_expr(
-                    listener::Column::EventsTotal,
-                    Expr::col(listener::Column::EventsTotal).add(outcome.new.len() as i64),
-                )
-                .col_expr(listener::Column::LastEventAtMs, now_ms.into())
-                .filter(listener::Column::Channel.eq(channel))
-                .exec(&txn)
-                .await?;
-        }
+        let outcome = self.store_events(&txn, channel, events, now_ms).await?;
         txn.commit().await?;
         Ok(Some(outcome))
     }
@@ -180,11 +160,30 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
+        let outcome = self.store_events(&txn, channel, events, now_ms).await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The part of [`Self::ingest`] and [`Self::ingest_pushed`] inside
+    /// their transaction: the events, and the channel's count of them.
+    async fn store_events(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        channel: &str,
+        events: &[Engagement],
+        now_ms: i64,
+    ) -> Result<IngestOutcome, StoreError> {
         if self.is_postgres() {
+            // Prepared statements get a generic plan after five runs, made
+            // with the statistics of that moment: an inbox that starts empty
+            // keeps a sequential scan until the next ANALYZE (and autovacuum
+            // may be off). Measured: 467 events/s at 30k rows instead of
+            // thousands. Planning each lookup costs far less than that.
             txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
                 .await?;
         }
-        let outcome = ingest_events(&txn, channel, events, now_ms).await?;
+        let outcome = ingest_events(txn, channel, events, now_ms).await?;
         if !outcome.new.is_empty() {
             listener::Entity::update_many()
                 .col_expr(
@@ -192,12 +191,10 @@ impl Store {
                     Expr::col(listener::Column::EventsTotal).add(outcome.new.len() as i64),
                 )
                 .col_expr(listener::Column::LastEventAtMs, now_ms.into())
-                .col_expr(listener::Column::LastBatchAtMs, now_ms.into())
                 .filter(listener::Column::Channel.eq(channel))
-                .exec(&txn)
+                .exec(txn)
                 .await?;
         }
-        txn.commit().await?;
         Ok(outcome)
     }
 
