@@ -3,8 +3,8 @@
 //! CLARION_TEST_DATABASE_URL is set, on PostgreSQL.
 
 mod alerts;
-mod bridge;
 mod api;
+mod bridge;
 mod channels_check;
 mod cli;
 mod content;

@@ -23,9 +23,7 @@ pub use adapter::{
 };
 pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};
-pub use listen::{
-    Engagement, EngagementAuthor, EngagementKind, ListenBatch, Listener, PushError,
-};
+pub use listen::{Engagement, EngagementAuthor, EngagementKind, ListenBatch, Listener, PushError};
 pub use registry::{
     AdapterContext, AdapterFactory, AdapterRegistry, ChannelConfig, ConfigError, ListenerRegistry,
 };
