@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use clarion_core::Engagement;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use crate::posts::MAX_KEYS_PER_QUERY;
@@ -408,24 +408,37 @@ impl Store {
             .limit(filter.limit.max(1))
             .all(&self.db)
             .await?;
-        let mut out = Vec::with_capacity(conversations.len());
-        for c in conversations {
-            let latest = engagement::Entity::find()
-                .filter(engagement::Column::ConversationId.eq(c.id))
-                .order_by_desc(engagement::Column::Id)
-                .one(&self.db)
-                .await?;
-            let items = engagement::Entity::find()
-                .filter(engagement::Column::ConversationId.eq(c.id))
-                .count(&self.db)
-                .await?;
-            out.push(ConversationSummary {
+        // Two grouped reads for the whole page, not two per conversation.
+        let ids: Vec<i32> = conversations.iter().map(|c| c.id).collect();
+        let stats: Vec<(i32, i32, i64)> = engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::ConversationId)
+            .column_as(engagement::Column::Id.max(), "latest")
+            .column_as(engagement::Column::Id.count(), "items")
+            .filter(engagement::Column::ConversationId.is_in(ids))
+            .group_by(engagement::Column::ConversationId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut latest: HashMap<i32, engagement::Model> = engagement::Entity::find()
+            .filter(engagement::Column::Id.is_in(stats.iter().map(|(_, id, _)| *id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.conversation_id, e))
+            .collect();
+        let counts: HashMap<i32, u64> = stats
+            .iter()
+            .map(|(c, _, n)| (*c, u64::try_from(*n).unwrap_or(0)))
+            .collect();
+        Ok(conversations
+            .into_iter()
+            .map(|c| ConversationSummary {
+                items: counts.get(&c.id).copied().unwrap_or(0),
+                latest: latest.remove(&c.id),
                 conversation: c,
-                latest,
-                items,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Moves snoozed conversations whose time has come back to open.
@@ -467,18 +480,12 @@ impl Store {
             .order_by_asc(conversation_note::Column::Id)
             .all(&self.db)
             .await?;
-        let mut replies = Vec::new();
-        for reply in inbox_reply::Entity::find()
+        let replies = inbox_reply::Entity::find()
             .filter(inbox_reply::Column::ConversationId.eq(id))
             .order_by_asc(inbox_reply::Column::Id)
             .all(&self.db)
-            .await?
-        {
-            let target = target::Entity::find_by_id(reply.target_id)
-                .one(&self.db)
-                .await?;
-            replies.push(ReplyState { reply, target });
-        }
+            .await?;
+        let replies = self.with_targets(replies).await?;
         Ok(ConversationDetail {
             conversation,
             items,
@@ -696,21 +703,35 @@ impl Store {
 
     /// Replies whose author has not been told the outcome yet, with their targets.
     pub async fn unconfirmed_replies(&self, via: &str) -> Result<Vec<ReplyState>, StoreError> {
-        let mut out = Vec::new();
-        for reply in inbox_reply::Entity::find()
+        let replies = inbox_reply::Entity::find()
             .filter(inbox_reply::Column::Via.eq(via))
             .filter(inbox_reply::Column::ConfirmedAtMs.is_null())
             .order_by_asc(inbox_reply::Column::Id)
             .limit(100)
             .all(&self.db)
+            .await?;
+        self.with_targets(replies).await
+    }
+
+    /// Each reply with the target carrying it, in one read.
+    async fn with_targets(
+        &self,
+        replies: Vec<inbox_reply::Model>,
+    ) -> Result<Vec<ReplyState>, StoreError> {
+        let mut targets: HashMap<i32, target::Model> = target::Entity::find()
+            .filter(target::Column::Id.is_in(replies.iter().map(|r| r.target_id)))
+            .all(&self.db)
             .await?
-        {
-            let target = target::Entity::find_by_id(reply.target_id)
-                .one(&self.db)
-                .await?;
-            out.push(ReplyState { reply, target });
-        }
-        Ok(out)
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        Ok(replies
+            .into_iter()
+            .map(|reply| ReplyState {
+                target: targets.remove(&reply.target_id),
+                reply,
+            })
+            .collect())
     }
 
     pub async fn confirm_reply(&self, id: i32) -> Result<(), StoreError> {
