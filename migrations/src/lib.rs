@@ -9,6 +9,7 @@ mod m20261127_000001_claim_tokens;
 mod m20261130_000001_post_source_path;
 mod m20261201_000001_post_import_key;
 mod m20261202_000001_engagement;
+mod m20261203_000001_bridge_threads;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_post_source_path::Migration),
             Box::new(m20261201_000001_post_import_key::Migration),
             Box::new(m20261202_000001_engagement::Migration),
+            Box::new(m20261203_000001_bridge_threads::Migration),
         ]
     }
 }

@@ -120,13 +120,18 @@ impl Fakes {
 
     /// A Mastodon mention; its notification id is `70000 + n` (n counts from 1).
     pub fn mention(&self, status_id: &str, text: &str) {
+        self.reply_in_thread(status_id, None, text);
+    }
+
+    /// A mention that answers the status `in_reply_to` (None: a new thread).
+    pub fn reply_in_thread(&self, status_id: &str, in_reply_to: Option<&str>, text: &str) {
         let mut s = self.state.lock().unwrap();
         let n = s.notifications.len() + 1;
         s.notifications.push(json!({
             "id": format!("{}", 70_000 + n), "type": "mention", "created_at": "2026-11-27T10:00:00.000Z",
             "account": {"id": "77", "username": "fan", "acct": "fan@masto.test", "display_name": "A Fan", "bot": false},
             "status": {
-                "id": status_id, "created_at": "2026-11-27T10:00:00.000Z", "in_reply_to_id": null,
+                "id": status_id, "created_at": "2026-11-27T10:00:00.000Z", "in_reply_to_id": in_reply_to,
                 "visibility": "public", "spoiler_text": "", "content": format!("<p>{text}</p>"),
                 "url": format!("https://masto.test/@fan/{status_id}"), "uri": format!("https://masto.test/users/fan/statuses/{status_id}"),
                 "account": {"id": "77", "username": "fan", "acct": "fan@masto.test", "display_name": "A Fan", "bot": false}
@@ -822,5 +827,35 @@ async fn bluesky_reply_answered_from_telegram_sqlite() {
 async fn bluesky_reply_answered_from_telegram_postgres() {
     if let Some(db) = TestDb::postgres().await {
         bluesky_reply_answered_from_telegram(Some(db)).await;
+    }
+}
+
+/// A bridge that cannot work is refused at start, naming what is wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_that_cannot_work_is_refused_at_start() {
+    let sink = Sink::start(SinkRules::default()).await;
+    let base = "http://127.0.0.1:9";
+    for (change, expected) in [
+        (
+            "allow_users = [\"1\"]\nthreads = true\n",
+            "[bridge] threads = true: channel `ops` (telegram) cannot start threads",
+        ),
+        (
+            "allow_users = [\"1\"]\nchannel_ids = [\"x\"]\n",
+            "unknown field `channel_ids`",
+        ),
+    ] {
+        let mut settings = Settings::new(&sink);
+        settings.extra_channels =
+            channels(base).replace(&format!("allow_users = [\"{MANAGER}\"]\n"), change);
+        let mut clarion = Clarion::new(None, &settings);
+        clarion.env = vec![
+            ("E2E_MASTODON_TOKEN".into(), "masto-token".into()),
+            ("E2E_TELEGRAM_TOKEN".into(), "123:telegram".into()),
+        ];
+        let out = clarion.cli(&["run", "--bind", "127.0.0.1:0"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{change}: {stderr}");
+        assert!(stderr.contains(expected), "{change}: {stderr}");
     }
 }

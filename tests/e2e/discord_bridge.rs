@@ -1,14 +1,16 @@
 //! The reply bridge end to end with the real binary, with a Discord channel
-//! as the bridge: a mention on a fake Mastodon is shown in a fake Discord
-//! channel; a manager's reply there goes back to Mastodon as a threaded
-//! reply (`in_reply_to_id`) and is confirmed in the channel; `note:` stays
-//! internal; an unauthorized user is refused and nothing is sent.
+//! as the bridge: a mention on a fake Mastodon opens a thread in a fake
+//! Discord channel; a manager's answer in that thread goes back to Mastodon
+//! as a threaded reply (`in_reply_to_id`) and is confirmed in the thread;
+//! `note:` stays internal; a member of an allowed role may act; an
+//! unauthorized user is refused and nothing is sent.
 //!
 //! The Mastodon side is `bridge.rs`'s [`Fakes`]. The fake Discord is the
 //! minimum of the one in `crates/adapters/src/discord/listen.rs`: REST
 //! (`/users/@me`, `/gateway`, `/gateway/bot` naming a local `ws://` gateway,
-//! channel messages) behind `api_proxy`, and a gateway that runs HELLO,
-//! IDENTIFY -> READY, HEARTBEAT -> ACK and then dispatches MESSAGE_CREATE.
+//! channel messages, the channel and its threads) behind `api_proxy`, and a
+//! gateway that runs HELLO, IDENTIFY -> READY, HEARTBEAT -> ACK and then
+//! dispatches THREAD_CREATE and MESSAGE_CREATE.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +32,9 @@ const CHANNEL: u64 = 555;
 const GUILD: u64 = 777;
 const MANAGER: u64 = 9001;
 const STRANGER: u64 = 666;
+/// A moderator allowed by role, not by user id.
+const MODERATOR: u64 = 9002;
+const MOD_ROLE: u64 = 888;
 /// 2015-01-01T00:00:00Z, where Discord snowflakes count from.
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
@@ -46,6 +51,8 @@ struct Posted {
 #[derive(Default)]
 struct DiscordState {
     posted: Vec<Posted>,
+    /// Threads created with `POST /channels/{id}/threads`: (id, body).
+    threads: Vec<(String, Value)>,
     /// `Authorization` headers of every REST request.
     auth: Vec<Option<String>>,
     /// IDENTIFY frames received, and heartbeats answered.
@@ -67,7 +74,8 @@ impl DiscordState {
 struct FakeDiscord {
     base: String,
     state: Arc<Mutex<DiscordState>>,
-    dispatches: mpsc::UnboundedSender<Value>,
+    /// Gateway dispatches to send: (event name, data).
+    dispatches: mpsc::UnboundedSender<(&'static str, Value)>,
 }
 
 impl FakeDiscord {
@@ -89,10 +97,19 @@ impl FakeDiscord {
             });
         }
         let record = state.clone();
+        let events = dispatches.clone();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (record, ws_url) = (record.clone(), ws_url.clone());
-                async move { rest(&record, &method, uri.path(), &headers, &body, &ws_url) }
+                let (record, ws_url, events) = (record.clone(), ws_url.clone(), events.clone());
+                async move {
+                    let request = Request {
+                        method: &method,
+                        path: uri.path(),
+                        headers: &headers,
+                        body: &body,
+                    };
+                    rest(&record, request, &ws_url, &events)
+                }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -129,9 +146,29 @@ impl FakeDiscord {
             "guild_id": GUILD.to_string()
         });
         message["referenced_message"] = to.clone();
-        self.dispatches.send(message).unwrap();
+        message["channel_id"] = to["channel_id"].clone();
+        message["message_reference"]["channel_id"] = to["channel_id"].clone();
+        self.dispatches.send(("MESSAGE_CREATE", message)).unwrap();
         id
     }
+
+    /// A MESSAGE_CREATE in `thread` from `author` that answers no message
+    /// and mentions nobody. Returns the new message's id.
+    fn write_in(&self, thread: &str, author: Value, text: &str) -> String {
+        let id = self.state.lock().unwrap().snowflake();
+        let mut message = message(&id, author, text);
+        message["channel_id"] = json!(thread);
+        self.dispatches.send(("MESSAGE_CREATE", message)).unwrap();
+        id
+    }
+}
+
+/// One REST request to the fake.
+struct Request<'a> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
 }
 
 fn user(id: u64, name: &str, bot: bool) -> Value {
@@ -143,11 +180,15 @@ fn user(id: u64, name: &str, bot: bool) -> Value {
 
 /// A guild message in channel 555, in the gateway's shape.
 fn message(id: &str, author: Value, content: &str) -> Value {
+    let roles = match author["id"].as_str() {
+        Some(id) if id == MODERATOR.to_string() => json!([MOD_ROLE.to_string()]),
+        _ => json!([]),
+    };
     json!({
         "id": id, "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(),
         "author": author, "content": content,
         "member": {
-            "roles": [], "joined_at": "2024-01-01T00:00:00.000000+00:00",
+            "roles": roles, "joined_at": "2024-01-01T00:00:00.000000+00:00",
             "deaf": false, "mute": false, "nick": null, "flags": 0
         },
         "timestamp": "2026-11-27T10:00:00.000000+00:00", "edited_timestamp": null,
@@ -159,12 +200,16 @@ fn message(id: &str, author: Value, content: &str) -> Value {
 /// Discord's REST API, as far as the adapter and the listener use it.
 fn rest(
     state: &Mutex<DiscordState>,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
+    request: Request<'_>,
     ws_url: &str,
+    events: &mpsc::UnboundedSender<(&'static str, Value)>,
 ) -> Response {
+    let Request {
+        method,
+        path,
+        headers,
+        body,
+    } = request;
     let mut s = state.lock().unwrap();
     s.auth.push(
         headers
@@ -180,6 +225,30 @@ fn rest(
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 5000, "max_concurrency": 1}
         }))
         .into_response(),
+        // A text channel (type 0): threads are started beside messages.
+        ("GET", p) if p == format!("/api/v10/channels/{CHANNEL}") => axum::Json(json!({
+            "id": CHANNEL.to_string(), "type": 0, "guild_id": GUILD.to_string(), "name": "ops"
+        }))
+        .into_response(),
+        // Start Thread without Message: a public thread (type 11) owned by
+        // the bot, announced on the gateway with THREAD_CREATE.
+        ("POST", p) if p == format!("/api/v10/channels/{CHANNEL}/threads") => {
+            let asked: Value = serde_json::from_slice(body).unwrap_or_default();
+            let id = s.snowflake();
+            let thread = json!({
+                "id": id, "type": 11, "guild_id": GUILD.to_string(),
+                "parent_id": CHANNEL.to_string(), "owner_id": BOT.to_string(),
+                "name": asked["name"], "message_count": 0, "member_count": 1,
+                "thread_metadata": {
+                    "archived": false, "auto_archive_duration": asked["auto_archive_duration"],
+                    "archive_timestamp": "2026-11-27T10:00:00.000000+00:00", "locked": false
+                },
+                "newly_created": true
+            });
+            s.threads.push((id, asked));
+            let _ = events.send(("THREAD_CREATE", thread.clone()));
+            (StatusCode::CREATED, axum::Json(thread)).into_response()
+        }
         // The backfill after a re-identify: nothing was missed.
         ("GET", p) if p.ends_with("/messages") => axum::Json(json!([])).into_response(),
         ("POST", p) if p.starts_with("/api/v10/channels/") && p.ends_with("/messages") => {
@@ -219,7 +288,7 @@ fn rest(
 async fn gateway_connection(
     tcp: tokio::net::TcpStream,
     state: Arc<Mutex<DiscordState>>,
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>>,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(&'static str, Value)>>>,
     ws_url: String,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut ws = tokio_tungstenite::accept_async(tcp).await?;
@@ -280,7 +349,7 @@ async fn gateway_connection(
                 _ => return Ok(()),
             },
             message = queue.recv() => match message {
-                Some(message) => ws.send(dispatch("MESSAGE_CREATE", message)).await?,
+                Some((event, data)) => ws.send(dispatch(event, data)).await?,
                 None => return Ok(()),
             },
         }
@@ -307,9 +376,12 @@ guild_id = "{GUILD}"
 api_proxy = "{discord}"
 listen = true
 
+message_content = true
+
 [bridge]
 channel = "ops"
 allow_users = ["{MANAGER}"]
+allow_roles = ["{MOD_ROLE}"]
 "#
     )
 }
@@ -329,7 +401,8 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
     let run = clarion.run();
     run.ready().await;
 
-    // The mention is captured and shown in the channel, as a message of its own.
+    // The mention is captured and opens a thread in the channel, named
+    // after the fan; the item is the thread's first message.
     let shown = wait_until(Duration::from_secs(30), || async {
         discord.posted().iter().any(|p| {
             p.body["content"]
@@ -339,11 +412,22 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
     })
     .await;
     assert!(shown, "the mention reached the bridge:\n{}", run.log());
+    let threads = discord.state.lock().unwrap().threads.clone();
+    assert_eq!(threads.len(), 1, "one thread per conversation: {threads:?}");
+    let (thread, asked) = &threads[0];
+    assert!(
+        asked["name"].as_str().is_some_and(|n| n.contains("A Fan")),
+        "{asked}"
+    );
+    assert_eq!(asked["type"], json!(11), "a public thread: {asked}");
     let bridged = discord.posted()[0].clone();
-    assert_eq!(bridged.channel, CHANNEL.to_string(), "{bridged:?}");
+    assert_eq!(
+        &bridged.channel, thread,
+        "posted in the thread: {bridged:?}"
+    );
     assert!(
         bridged.body.get("message_reference").is_none(),
-        "a message of its own: {bridged:?}"
+        "the thread's first message: {bridged:?}"
     );
     let text = bridged.body["content"].as_str().unwrap().to_owned();
     assert!(text.contains("masto") && text.contains("A Fan"), "{text}");
@@ -356,20 +440,22 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
     .await;
     assert!(identified, "the listener identified:\n{}", run.log());
 
-    // A stranger is refused; a note stays internal; the manager answers.
-    let stranger = discord.reply(
+    // A stranger is refused; a moderator (by role) writes a note in the
+    // thread; the manager answers in the thread, without replying to
+    // anything in particular.
+    let stranger = discord.write_in(
+        thread,
         user(STRANGER, "troll", false),
-        &bridged.message,
         "I can answer that: never!",
     );
-    let note = discord.reply(
-        user(MANAGER, "sam", false),
-        &bridged.message,
+    let note = discord.write_in(
+        thread,
+        user(MODERATOR, "mo", false),
         "note: VIP customer, be nice",
     );
-    let answer = discord.reply(
+    let answer = discord.write_in(
+        thread,
         user(MANAGER, "sam", false),
-        &bridged.message,
         "It starts on Monday at 9!",
     );
 
@@ -383,13 +469,14 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
     .await;
     assert!(sent, "the reply reached Mastodon:\n{}", run.log());
 
-    // Confirmations in the channel, each as a reply to the message it answers.
+    // Confirmations in the thread, each as a reply to the message it answers.
     let confirmed = wait_until(Duration::from_secs(30), || async {
         discord.reply_to(&answer).is_some()
     })
     .await;
     assert!(confirmed, "the manager was told:\n{}", run.log());
     let confirmation = discord.reply_to(&answer).unwrap();
+    assert_eq!(&confirmation.channel, thread, "{confirmation:?}");
     let confirmation = confirmation.body["content"].as_str().unwrap_or_default();
     assert!(
         confirmation.contains("Sent") && confirmation.contains("https://masto.test/@clarion/"),
@@ -418,6 +505,40 @@ async fn mastodon_mention_answered_from_discord(db: Option<TestDb>) {
             .is_some_and(|t| t.contains("Note saved")),
         "{noted:?}"
     );
+
+    // A second mention in the same Mastodon thread goes into the same
+    // Discord thread; a reply to the bridged message also counts.
+    fakes.reply_in_thread("110002", Some("110001"), "@clarion and the outlet?");
+    let second = wait_until(Duration::from_secs(30), || async {
+        discord.posted().iter().any(|p| {
+            p.body["content"]
+                .as_str()
+                .is_some_and(|t| t.contains("and the outlet?"))
+        })
+    })
+    .await;
+    assert!(second, "the second item was bridged:\n{}", run.log());
+    let again = discord
+        .posted()
+        .into_iter()
+        .find(|p| {
+            p.body["content"]
+                .as_str()
+                .is_some_and(|t| t.contains("and the outlet?"))
+        })
+        .unwrap();
+    assert_eq!(&again.channel, thread, "into the same thread: {again:?}");
+    assert_eq!(
+        discord.state.lock().unwrap().threads.len(),
+        1,
+        "no second thread for the same conversation"
+    );
+    let resolve = discord.reply(user(MANAGER, "sam", false), &again.message, "!resolve");
+    let resolved = wait_until(Duration::from_secs(30), || async {
+        discord.reply_to(&resolve).is_some()
+    })
+    .await;
+    assert!(resolved, "the command was answered:\n{}", run.log());
 
     // Exactly one status: the manager's answer, threaded under the mention.
     let statuses = fakes.statuses();

@@ -30,6 +30,7 @@ fn item(id: &str, parent: Option<&str>, root: &str, text: &str) -> Engagement {
             id: format!("user-{id}"),
             handle: format!("@fan{id}"),
             display_name: "Fan".into(),
+            roles: Vec::new(),
         },
         text: text.into(),
         url: Some(format!("https://masto.test/@fan/{id}")),

@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
     ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, MediaRule, OutboundPost, PublishError,
-    PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle, ValidationError,
+    PublishReceipt, PublishRequest, Secret, SecretRef, StartedThread, ThreadStyle, ValidationError,
 };
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
@@ -127,6 +127,9 @@ pub struct DiscordAdapter {
     guild_id: Option<GuildId>,
     timeout: Duration,
     embed: bool,
+    /// Whether the configured channel is a forum (or media) channel, read
+    /// once from `GET /channels/{id}` when a thread is first started.
+    forum: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for DiscordAdapter {
@@ -162,6 +165,7 @@ impl AdapterFactory for Factory {
             guild_id: s.guild_id,
             timeout: s.timeout,
             embed: s.embed,
+            forum: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -296,6 +300,20 @@ fn nonce_for(key: &str) -> String {
 struct SentMessage {
     id: MessageId,
     guild_id: Option<GuildId>,
+}
+
+/// The fields of a created thread Clarion needs.
+#[derive(Debug, Deserialize)]
+struct CreatedThread {
+    id: ChannelId,
+    guild_id: Option<GuildId>,
+}
+
+/// The field of `GET /channels/{id}` Clarion needs.
+#[derive(Debug, Deserialize)]
+struct ChannelKind {
+    #[serde(rename = "type")]
+    kind: u8,
 }
 
 /// One file read from disk, ready for the multipart form.
@@ -590,11 +608,141 @@ impl ChannelAdapter for DiscordAdapter {
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
         let (channel, parent) = self.destination(request.reply_to.as_ref())?;
+        self.send(channel, parent, &request).await
+    }
+
+    async fn check(&self) -> Result<ChannelCheck, PublishError> {
+        self.verify().await.map_err(crate::http::for_check)
+    }
+
+    fn starts_threads(&self) -> bool {
+        true
+    }
+
+    /// In a text channel: `POST /channels/{id}/threads` (a public thread,
+    /// archived after a week without messages), then the message in it. In a
+    /// forum channel: one `POST /channels/{id}/threads` with the message as
+    /// the post's first message (whose id is the thread's). A failure after
+    /// the thread exists leaves an empty thread behind; the caller retries
+    /// with a new one.
+    async fn start_thread(
+        &self,
+        title: &str,
+        request: PublishRequest<'_>,
+    ) -> Result<StartedThread, PublishError> {
+        // Discord's thread names are 1 to 100 characters.
+        let name: String = match title.trim() {
+            "" => "conversation".to_owned(),
+            t => t.chars().take(100).collect(),
+        };
+        let route = Route::ChannelThreads {
+            channel_id: self.channel_id,
+        };
+        if self.is_forum().await? {
+            if !request.post.media.is_empty() {
+                return Err(PublishError::new(
+                    ErrorClass::Permanent,
+                    "a forum post started by Clarion takes text only",
+                ));
+            }
+            let message = self.payload(&request, &[], self.channel_id, None)?;
+            let body = serde_json::json!({"name": name, "message": message});
+            let thread: CreatedThread = self.post_json(route, &body).await?;
+            let first = SentMessage {
+                id: MessageId::new(thread.id.get()),
+                guild_id: thread.guild_id,
+            };
+            return Ok(StartedThread {
+                receipt: self.receipt(first, thread.id),
+                place: thread.id.to_string(),
+            });
+        }
+        // Type 11: a public thread; 10080 minutes: the longest auto-archive.
+        let body = serde_json::json!({"name": name, "type": 11, "auto_archive_duration": 10080});
+        let thread: CreatedThread = self.post_json(route, &body).await?;
+        let mut receipt = self.send(thread.id, None, &request).await?;
+        if receipt.url.is_none()
+            && let (Some(guild), Some(id)) =
+                (thread.guild_id.or(self.guild_id), &receipt.platform_post_id)
+        {
+            // The thread is in the configured channel's guild.
+            let message = id.rsplit('/').next().unwrap_or(id);
+            receipt.url = Some(format!(
+                "https://discord.com/channels/{guild}/{}/{message}",
+                thread.id
+            ));
+        }
+        Ok(StartedThread {
+            receipt,
+            place: thread.id.to_string(),
+        })
+    }
+}
+
+impl DiscordAdapter {
+    async fn is_forum(&self) -> Result<bool, PublishError> {
+        self.forum
+            .get_or_try_init(|| async {
+                let route = Route::Channel {
+                    channel_id: self.channel_id,
+                };
+                let channel: ChannelKind = self.get_json(route, "GET /channels/{id}").await?;
+                // 15: GUILD_FORUM, 16: GUILD_MEDIA.
+                Ok(matches!(channel.kind, 15 | 16))
+            })
+            .await
+            .copied()
+    }
+
+    /// One JSON `POST` that creates something; an unreadable answer is an
+    /// unknown outcome.
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        route: Route<'_>,
+        body: &serde_json::Value,
+    ) -> Result<T, PublishError> {
+        let response = self
+            .client
+            .post(self.url(route))
+            .header(AUTHORIZATION, self.authorization.expose())
+            .timeout(self.timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(classify_transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.map_err(|e| {
+            let mut error = classify_transport(e);
+            error.class = ErrorClass::OutcomeUnknown;
+            error
+        })?;
+        if !status.is_success() {
+            return Err(classify(status, &headers, &text));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            PublishError::new(
+                ErrorClass::OutcomeUnknown,
+                format!(
+                    "Discord answered HTTP {} with an unreadable body: {e}",
+                    status.as_u16()
+                ),
+            )
+        })
+    }
+
+    /// One message to `channel`, answering `parent` there when set.
+    async fn send(
+        &self,
+        channel: ChannelId,
+        parent: Option<MessageId>,
+        request: &PublishRequest<'_>,
+    ) -> Result<PublishReceipt, PublishError> {
         let mut uploads = Vec::with_capacity(request.post.media.len());
         for media in &request.post.media {
             uploads.push(read_upload(media).await?);
         }
-        let body = self.payload(&request, &uploads, channel, parent)?;
+        let body = self.payload(request, &uploads, channel, parent)?;
         let builder = self
             .client
             .post(self.url(Route::ChannelMessages {
@@ -645,19 +793,18 @@ impl ChannelAdapter for DiscordAdapter {
         })?;
         Ok(self.receipt(sent, channel))
     }
-
-    async fn check(&self) -> Result<ChannelCheck, PublishError> {
-        self.verify().await.map_err(crate::http::for_check)
-    }
 }
 
 impl DiscordAdapter {
-    /// `check`, before a failure is made a failed check (see
-    /// [`crate::http::for_check`]).
-    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
+    /// One authenticated read; `what` names it in errors.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        route: Route<'_>,
+        what: &str,
+    ) -> Result<T, PublishError> {
         let response = self
             .client
-            .get(self.url(Route::UserMe))
+            .get(self.url(route))
             .header(AUTHORIZATION, self.authorization.expose())
             .timeout(self.timeout)
             .send()
@@ -669,12 +816,18 @@ impl DiscordAdapter {
         if !status.is_success() {
             return Err(classify(status, &headers, &text));
         }
-        let user: CurrentUser = serde_json::from_str(&text).map_err(|e| {
+        serde_json::from_str(&text).map_err(|e| {
             PublishError::new(
                 ErrorClass::Transient,
-                format!("Discord answered /users/@me with an unreadable user: {e}"),
+                format!("Discord answered {what} with an unreadable body: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// `check`, before a failure is made a failed check (see
+    /// [`crate::http::for_check`]).
+    async fn verify(&self) -> Result<ChannelCheck, PublishError> {
+        let user: CurrentUser = self.get_json(Route::UserMe, "/users/@me").await?;
         // Users migrated to unique names have no discriminator any more.
         let tag = match user.discriminator {
             Some(d) => format!("{}#{d:04}", user.name),
@@ -786,6 +939,39 @@ mod tests {
             )
                 .into_response(),
             "/api/v10/channels/500/messages" => StatusCode::BAD_GATEWAY.into_response(),
+            // Channel 100 is a text channel, 150 a forum.
+            "/api/v10/channels/100" => {
+                axum::Json(json!({"id": "100", "type": 0, "name": "general"})).into_response()
+            }
+            "/api/v10/channels/150" => {
+                axum::Json(json!({"id": "150", "type": 15, "name": "support"})).into_response()
+            }
+            "/api/v10/channels/100/threads" => (
+                StatusCode::CREATED,
+                axum::Json(json!({
+                    "id": "9100", "type": 11, "parent_id": "100", "owner_id": "4242",
+                    "guild_id": "77", "name": "t"
+                })),
+            )
+                .into_response(),
+            "/api/v10/channels/9100/messages" => axum::Json(json!({
+                "id": "9101", "channel_id": "9100", "content": "first",
+                "author": user_json(), "timestamp": "2025-01-01T00:00:00+00:00",
+                "tts": false, "mention_everyone": false, "mentions": [],
+                "mention_roles": [], "attachments": [], "embeds": [],
+                "pinned": false, "type": 0
+            }))
+            .into_response(),
+            // A forum post: the thread and its first message share an id.
+            "/api/v10/channels/150/threads" => (
+                StatusCode::CREATED,
+                axum::Json(json!({
+                    "id": "9150", "type": 11, "parent_id": "150", "owner_id": "4242",
+                    "guild_id": "77", "name": "t",
+                    "message": {"id": "9150", "channel_id": "9150", "content": "first"}
+                })),
+            )
+                .into_response(),
             _ => StatusCode::NOT_FOUND.into_response(),
         }
     }
@@ -833,22 +1019,28 @@ mod tests {
         }
     }
 
+    fn request<'a>(
+        post: &'a OutboundPost,
+        idempotency_key: &'a str,
+        reply_to: Option<ReplyTo<'a>>,
+    ) -> PublishRequest<'a> {
+        PublishRequest {
+            post,
+            idempotency_key,
+            reply_to,
+            post_id: 7,
+            target_id: 9,
+            scheduled_at_ms: 1_764_158_400_000,
+            budget: std::time::Duration::from_secs(30),
+        }
+    }
+
     async fn send(
         adapter: &dyn ChannelAdapter,
         post: &OutboundPost,
         reply_to: Option<ReplyTo<'_>>,
     ) -> Result<PublishReceipt, PublishError> {
-        adapter
-            .publish(PublishRequest {
-                post,
-                idempotency_key: "key-1",
-                reply_to,
-                post_id: 7,
-                target_id: 9,
-                scheduled_at_ms: 1_764_158_400_000,
-                budget: std::time::Duration::from_secs(30),
-            })
-            .await
+        adapter.publish(request(post, "key-1", reply_to)).await
     }
 
     fn json_body(seen: &Seen) -> serde_json::Value {
@@ -1183,5 +1375,83 @@ mod tests {
             proxy.to_string(),
             "channel `community` api_proxy: must be http or https"
         );
+    }
+
+    #[tokio::test]
+    async fn discord_start_thread_in_a_text_channel_then_posts_in_it() {
+        let (base, log) = fake_discord().await;
+        let adapter = adapter_with(&base, json!({}));
+        assert!(adapter.starts_threads());
+        let started = adapter
+            .start_thread(
+                "#12 A Fan on masto: when does the sale start?",
+                request(&post("first"), "k1", None),
+            )
+            .await
+            .unwrap();
+        assert_eq!(started.place, "9100");
+        assert_eq!(
+            started.receipt.platform_post_id.as_deref(),
+            Some("9100/9101"),
+            "a message outside the configured channel is qualified"
+        );
+        assert_eq!(
+            started.receipt.url.as_deref(),
+            Some("https://discord.com/channels/77/9100/9101")
+        );
+        let seen = log.lock().unwrap().clone();
+        let paths: Vec<_> = seen
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "GET /api/v10/channels/100",
+                "POST /api/v10/channels/100/threads",
+                "POST /api/v10/channels/9100/messages"
+            ]
+        );
+        let created: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
+        assert_eq!(created["type"], json!(11));
+        assert_eq!(created["auto_archive_duration"], json!(10080));
+        assert!(created["name"].as_str().unwrap().starts_with("#12 A Fan"));
+        let message: serde_json::Value = serde_json::from_slice(&seen[2].body).unwrap();
+        assert_eq!(message["content"], json!("first"));
+
+        // The channel's type is read once.
+        adapter
+            .start_thread("again", request(&post("second"), "k2", None))
+            .await
+            .unwrap();
+        let gets = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == Method::GET)
+            .count();
+        assert_eq!(gets, 1);
+    }
+
+    #[tokio::test]
+    async fn discord_start_thread_in_a_forum_is_one_post() {
+        let (base, log) = fake_discord().await;
+        let adapter = adapter_with(&base, json!({"channel_id": "150"}));
+        let long_title = "x".repeat(150);
+        let started = adapter
+            .start_thread(&long_title, request(&post("first"), "k1", None))
+            .await
+            .unwrap();
+        assert_eq!(started.place, "9150");
+        assert_eq!(
+            started.receipt.platform_post_id.as_deref(),
+            Some("9150/9150")
+        );
+        let seen = log.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let body: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
+        assert_eq!(body["name"].as_str().unwrap().chars().count(), 100);
+        assert_eq!(body["message"]["content"], json!("first"));
+        assert!(body.get("type").is_none(), "{body}");
     }
 }

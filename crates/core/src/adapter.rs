@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{LengthRule, PublishError, ValidationError};
+use crate::{ErrorClass, LengthRule, PublishError, ValidationError};
 
 /// Which markup a channel renders. Templates use it to pick a flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,4 +280,34 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
     /// room the bot has joined). Read-only: it posts nothing, so a failure
     /// is never `OutcomeUnknown` (an unreadable answer is a failed check).
     async fn check(&self) -> Result<ChannelCheck, PublishError>;
+
+    /// Whether [`ChannelAdapter::start_thread`] works on this channel.
+    fn starts_threads(&self) -> bool {
+        false
+    }
+
+    /// Opens a new named thread (a Discord thread, or a post in a forum
+    /// channel) whose first message is `request`'s. Messages in it are heard
+    /// by the channel's listener with [`crate::Engagement::place`] equal to
+    /// the returned `place`, and a reply to the returned message id lands in
+    /// the thread. The chat bridge uses it for one thread per conversation.
+    async fn start_thread(
+        &self,
+        _title: &str,
+        _request: PublishRequest<'_>,
+    ) -> Result<StartedThread, PublishError> {
+        Err(PublishError::new(
+            ErrorClass::Permanent,
+            format!("{} channels cannot start threads", self.kind()),
+        ))
+    }
+}
+
+/// A thread opened by [`ChannelAdapter::start_thread`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedThread {
+    /// The first message.
+    pub receipt: PublishReceipt,
+    /// The thread, in the listener's `place` form.
+    pub place: String,
 }

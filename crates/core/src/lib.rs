@@ -19,7 +19,7 @@ pub mod time;
 
 pub use adapter::{
     ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,
-    PublishReceipt, PublishRequest, RateWindow, ReplyTo, ThreadStyle,
+    PublishReceipt, PublishRequest, RateWindow, ReplyTo, StartedThread, ThreadStyle,
 };
 pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};
 pub use error::{ErrorClass, PublishError, ValidationError};

@@ -64,6 +64,10 @@ pub struct EngagementAuthor {
     /// `@handle` as people type it.
     pub handle: String,
     pub display_name: String,
+    /// The author's roles where the place has them (Discord role ids in a
+    /// guild): the chat bridge can allow a role instead of each person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// One captured comment, reply, mention, quote or DM, normalized.

@@ -2,15 +2,19 @@
 //! Telegram, any channel whose adapter can post and whose listener hears
 //! replies), and a community manager answers there.
 //!
-//! One message per item in the bridge chat. A manager *replies to* a bridged
-//! message (or to any message the bridge posted about that conversation):
+//! Where the chat can start threads (Discord), each conversation gets its
+//! own thread (a post in a forum channel) and every item of it goes there;
+//! otherwise (Telegram) one message per item. A manager writes in the
+//! conversation's thread, or *replies to* a bridged message (or to any
+//! message the bridge posted about that conversation):
 //! - plain text: queued as a threaded reply on the origin platform, through
 //!   the durable publish path; the bridge confirms with the link, or the error;
 //! - `note: ...`: an internal note, never sent out;
 //! - `/resolve`, `/reopen`, `/assign NAME|me`, `/unassign`, `/snooze 2h`,
 //!   `/label a b`, `/unlabel a` (or with `!` instead of `/`): inbox commands.
 //!
-//! Only users in `allow_users` may act; others get a polite refusal and
+//! Only users in `allow_users` (or with a role in `allow_roles`) may act;
+//! others get a polite refusal and
 //! nothing is sent. Each chat message is handled once, even when the
 //! listener reads it again after a restart (`bridge_messages` remembers it).
 //! The bridge's own messages never come back (listeners drop the bot's own).
@@ -44,6 +48,8 @@ pub struct Bridge {
     wake: Notify,
     /// Set while this process holds the bridge channel's listener lease.
     active: AtomicBool,
+    /// One thread per conversation (else one message per item).
+    threads: bool,
     /// No chat message before this: the channel's `min_interval`, or the
     /// wait a rate-limited answer asked for (a Telegram group takes about
     /// 20 messages a minute; a burst of confirmations must not be refused).
@@ -69,13 +75,24 @@ impl Bridge {
                 "[bridge] channel `{channel}` must have `listen = true`, so the bridge hears replies"
             )));
         }
-        if config.allow_users.is_empty() {
+        if config.allow_users.is_empty() && config.allow_roles.is_empty() {
             warn!(
                 channel,
-                "[bridge] allow_users is empty: nobody can answer from chat"
+                "[bridge] allow_users and allow_roles are empty: nobody can answer from chat"
             );
         }
+        let threads = match config.threads {
+            Some(true) if !adapter.starts_threads() => {
+                return Err(ConfigError::new(format!(
+                    "[bridge] threads = true: channel `{channel}` ({}) cannot start threads",
+                    adapter.kind()
+                )));
+            }
+            Some(threads) => threads,
+            None => adapter.starts_threads(),
+        };
         Ok(Self {
+            threads,
             store: inbox.store().clone(),
             config,
             adapter,
@@ -104,10 +121,7 @@ impl Bridge {
     pub async fn take_chat_events(&self, events: Vec<Engagement>) -> Vec<Engagement> {
         let mut rest = Vec::with_capacity(events.len());
         for event in events {
-            let conversation = match event.parent_id.as_deref() {
-                Some(parent) => self.store.bridge_conversation(self.channel(), parent).await,
-                None => Ok(None),
-            };
+            let conversation = self.conversation_of(&event).await;
             match conversation {
                 Ok(Some(conversation)) => {
                     if let Err(e) = self.handle(conversation, &event).await {
@@ -124,6 +138,38 @@ impl Bridge {
         rest
     }
 
+    /// The conversation a chat message is about: by the bridge message it
+    /// answers, else by the conversation thread it was written in.
+    async fn conversation_of(
+        &self,
+        event: &Engagement,
+    ) -> Result<Option<i32>, clarion_store::StoreError> {
+        if let Some(parent) = event.parent_id.as_deref()
+            && let Some(conversation) = self
+                .store
+                .bridge_conversation(self.channel(), parent)
+                .await?
+        {
+            return Ok(Some(conversation));
+        }
+        match (&event.place, self.threads) {
+            (Some(place), true) => {
+                self.store
+                    .bridge_thread_conversation(self.channel(), place)
+                    .await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn allowed(&self, author: &clarion_core::EngagementAuthor) -> bool {
+        self.config.allow_users.contains(&author.id)
+            || author
+                .roles
+                .iter()
+                .any(|role| self.config.allow_roles.contains(role))
+    }
+
     async fn handle(&self, conversation: i32, event: &Engagement) -> Result<(), String> {
         let first_time = self
             .store
@@ -138,7 +184,7 @@ impl Bridge {
         } else {
             event.author.handle.clone()
         };
-        if !self.config.allow_users.contains(&event.author.id) {
+        if !self.allowed(&event.author) {
             info!(
                 user = event.author.id,
                 "bridge: refused an unauthorized user"
@@ -152,7 +198,13 @@ impl Bridge {
             return Ok(());
         }
         let text = event.text.trim();
-        let answer = if let Some(note) = strip_prefix_ci(text, "note:") {
+        let answer = if text.is_empty() {
+            // Discord sends no text without the MESSAGE_CONTENT intent
+            // unless the message mentions the bot.
+            "⚠️ I could not read that message, so nothing was sent. Reply to one of my \
+             messages with the mention on, or set `message_content = true` on this channel."
+                .to_owned()
+        } else if let Some(note) = strip_prefix_ci(text, "note:") {
             match self.inbox.note(conversation, &who, note).await {
                 Ok(_) => "📝 Note saved (internal, not sent).".to_owned(),
                 Err(e) => format!("⚠️ {e}"),
@@ -256,6 +308,17 @@ impl Bridge {
     /// new message to the conversation. Failures are logged: the chat is
     /// where a person would have read them.
     async fn say(&self, text: &str, parent: &str, conversation: i32) -> Option<String> {
+        let place = if parent.is_empty() {
+            Placement::Channel
+        } else {
+            Placement::Reply(parent)
+        };
+        self.post(text, place, conversation).await
+    }
+
+    /// Posts `text` in the bridge chat, paced; records the new message (and
+    /// a new thread) against the conversation.
+    async fn post(&self, text: &str, place: Placement<'_>, conversation: i32) -> Option<String> {
         let post = OutboundPost {
             text: for_markup(text, self.adapter.markup()),
             campaign: None,
@@ -265,11 +328,13 @@ impl Bridge {
         let request = PublishRequest {
             post: &post,
             idempotency_key: &key,
-            reply_to: Some(ReplyTo {
-                root: parent,
-                parent,
-            })
-            .filter(|_| !parent.is_empty()),
+            reply_to: match place {
+                Placement::Reply(parent) => Some(ReplyTo {
+                    root: parent,
+                    parent,
+                }),
+                Placement::Channel | Placement::NewThread(_) => None,
+            },
             post_id: 0,
             target_id: 0,
             scheduled_at_ms: now_ms(),
@@ -277,7 +342,13 @@ impl Bridge {
         };
         let mut next_send = self.next_send.lock().await;
         tokio::time::sleep_until(*next_send).await;
-        let sent = self.adapter.publish(request).await;
+        let (sent, thread) = match place {
+            Placement::NewThread(title) => match self.adapter.start_thread(title, request).await {
+                Ok(started) => (Ok(started.receipt), Some(started.place)),
+                Err(e) => (Err(e), None),
+            },
+            Placement::Channel | Placement::Reply(_) => (self.adapter.publish(request).await, None),
+        };
         *next_send = tokio::time::Instant::now()
             + match &sent {
                 Err(e) if e.class == ErrorClass::RateLimited => {
@@ -289,6 +360,14 @@ impl Bridge {
         match sent {
             Ok(receipt) => {
                 let id = receipt.platform_post_id?;
+                if let Some(thread) = thread
+                    && let Err(e) = self
+                        .store
+                        .remember_bridge_thread(self.channel(), conversation, &thread, &id)
+                        .await
+                {
+                    warn!(error = %e, "could not record a bridge thread");
+                }
                 if let Err(e) = self
                     .store
                     .remember_bridge_message(self.channel(), &id, conversation)
@@ -337,7 +416,28 @@ impl Bridge {
                     return;
                 }
             };
-            let Some(message) = self.say(&text, "", item.conversation_id).await else {
+            let thread = if self.threads {
+                match self
+                    .store
+                    .bridge_thread(self.channel(), item.conversation_id)
+                    .await
+                {
+                    Ok(thread) => thread,
+                    Err(e) => {
+                        warn!(error = %e, "bridge: could not read a conversation's thread");
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let title = thread_title(&item);
+            let place = match (&thread, self.threads) {
+                (Some(thread), _) => Placement::Reply(&thread.first_message),
+                (None, true) => Placement::NewThread(&title),
+                (None, false) => Placement::Channel,
+            };
+            let Some(message) = self.post(&text, place, item.conversation_id).await else {
                 return; // Try again on the next pass.
             };
             if let Err(e) = self
@@ -388,7 +488,11 @@ impl Bridge {
         if let Some(url) = &item.url {
             text.push_str(&format!("🔗 {url}\n"));
         }
-        text.push_str("Reply to this message to answer · note: … for a note · /resolve /snooze 2h /assign me /label x");
+        text.push_str(if self.threads {
+            "Write here to answer · note: … for a note · !resolve !snooze 2h !assign me !label x"
+        } else {
+            "Reply to this message to answer · note: … for a note · /resolve /snooze 2h /assign me /label x"
+        });
         Ok(text)
     }
 
@@ -439,6 +543,33 @@ impl Bridge {
             }
         }
     }
+}
+
+/// Where a bridge message goes.
+#[derive(Debug, Clone, Copy)]
+enum Placement<'a> {
+    /// A new message in the bridge chat.
+    Channel,
+    /// An answer to this chat message (in its thread, if it is in one).
+    Reply(&'a str),
+    /// The first message of a new thread with this title.
+    NewThread(&'a str),
+}
+
+/// A conversation thread's name: who and where, so the thread list reads
+/// like an inbox.
+fn thread_title(item: &engagement::Model) -> String {
+    let who = [item.author_name.trim(), item.author_handle.trim()]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or("someone");
+    format!(
+        "#{} {} on {}: {}",
+        item.conversation_id,
+        who,
+        item.channel,
+        item.text.chars().take(40).collect::<String>()
+    )
 }
 
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -36,4 +36,12 @@ pub struct BridgeConfig {
     /// reply, write notes and give commands. Everyone else is refused.
     #[serde(default)]
     pub allow_users: Vec<String>,
+    /// Discord role ids whose members may act, beside `allow_users`.
+    #[serde(default)]
+    pub allow_roles: Vec<String>,
+    /// One thread per conversation (Discord: a thread in a text channel, a
+    /// post in a forum channel) instead of one message per item. Default:
+    /// on where the channel can start threads.
+    #[serde(default)]
+    pub threads: Option<bool>,
 }

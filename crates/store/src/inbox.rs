@@ -13,8 +13,8 @@ use sea_orm::{
 
 use crate::posts::MAX_KEYS_PER_QUERY;
 use crate::{
-    Store, StoreError, bridge_message, conversation, conversation_note, engagement, inbox_reply,
-    now_ms, target,
+    Store, StoreError, bridge_message, bridge_thread, conversation, conversation_note, engagement,
+    inbox_reply, now_ms, target,
 };
 
 /// Where a conversation stands in the inbox.
@@ -699,6 +699,64 @@ impl Store {
                 .await?
                 .map(|m| m.conversation_id),
         )
+    }
+
+    /// The thread the bridge opened for a conversation, if it opened one.
+    pub async fn bridge_thread(
+        &self,
+        bridge_channel: &str,
+        conversation_id: i32,
+    ) -> Result<Option<bridge_thread::Model>, StoreError> {
+        Ok(
+            bridge_thread::Entity::find_by_id((bridge_channel.to_owned(), conversation_id))
+                .one(&self.db)
+                .await?,
+        )
+    }
+
+    /// The conversation whose bridge thread is `place`.
+    pub async fn bridge_thread_conversation(
+        &self,
+        bridge_channel: &str,
+        place: &str,
+    ) -> Result<Option<i32>, StoreError> {
+        Ok(bridge_thread::Entity::find()
+            .filter(bridge_thread::Column::Channel.eq(bridge_channel))
+            .filter(bridge_thread::Column::Place.eq(place))
+            .one(&self.db)
+            .await?
+            .map(|t| t.conversation_id))
+    }
+
+    /// Records the thread the bridge opened for a conversation. Only the
+    /// process holding the bridge's lease opens threads, so there is no race
+    /// to settle; a second record for the conversation is ignored.
+    pub async fn remember_bridge_thread(
+        &self,
+        bridge_channel: &str,
+        conversation_id: i32,
+        place: &str,
+        first_message: &str,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        bridge_thread::Entity::insert(bridge_thread::ActiveModel {
+            channel: Set(bridge_channel.to_owned()),
+            conversation_id: Set(conversation_id),
+            place: Set(place.to_owned()),
+            first_message: Set(first_message.to_owned()),
+            created_at_ms: Set(now_ms()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                bridge_thread::Column::Channel,
+                bridge_thread::Column::ConversationId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
     }
 
     /// Replies whose author has not been told the outcome yet, with their targets.

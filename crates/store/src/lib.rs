@@ -25,8 +25,8 @@ pub use edits::{
     TargetChange,
 };
 pub use entity::{
-    bridge_message, channel, conversation, conversation_note, engagement, inbox_reply, listener,
-    post, publish_attempt, target,
+    bridge_message, bridge_thread, channel, conversation, conversation_note, engagement,
+    inbox_reply, listener, post, publish_attempt, target,
 };
 pub use error::StoreError;
 pub use inbox::{

@@ -24,6 +24,12 @@
 //!   `referenced_message.author`, or a message this process saw the bot send).
 //!   It wins over Mention when both apply (a reply with its ping on).
 //! - **Dm**: any message in a DM channel (no `guild_id`), replies included.
+//! - **Reply** also: any message in a thread the bot started (the chat
+//!   bridge's one thread per conversation). Threads are learnt from
+//!   `THREAD_CREATE` and, after a restart, from the active threads of
+//!   `GUILD_CREATE` and `THREAD_LIST_SYNC` (the `GUILDS` intent); `place` is
+//!   the thread's id. Their text needs `message_content = true` unless the
+//!   message mentions the bot.
 //!
 //! Messages by bots (the bot itself included, so the bridge never echoes its
 //! own posts), webhooks and system messages (joins, pins, ...) are never
@@ -31,8 +37,8 @@
 //!
 //! # Intents and message text
 //!
-//! The session asks for `GUILD_MESSAGES` (1 << 9) and `DIRECT_MESSAGES`
-//! (1 << 12) only. Without the privileged `MESSAGE_CONTENT` intent Discord
+//! The session asks for `GUILDS` (1 << 0: thread events), `GUILD_MESSAGES`
+//! (1 << 9) and `DIRECT_MESSAGES` (1 << 12) only. Without the privileged `MESSAGE_CONTENT` intent Discord
 //! still sends the text of DMs and of messages that mention the bot (a reply
 //! with its ping left on is one), and that covers most engagements. A reply
 //! to the bot with the ping switched off, and backfilled messages that do not
@@ -93,7 +99,7 @@
 //! (with a warning in the log), so `skipped` only lists backfilled messages
 //! that could not be read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,8 +115,10 @@ use serde::de::DeserializeOwned;
 use serenity::client::{Client, ClientBuilder, Context, EventHandler};
 use serenity::gateway::{GatewayError, ShardManager};
 use serenity::http::{HttpBuilder, Route};
-use serenity::model::channel::{Message, MessageReferenceKind, MessageType};
+use serenity::model::channel::{GuildChannel, Message, MessageReferenceKind, MessageType};
+use serenity::model::event::ThreadListSyncEvent;
 use serenity::model::gateway::{GatewayIntents, Ready};
+use serenity::model::guild::Guild;
 use serenity::model::id::{ChannelId, GuildId, MessageId, UserId};
 use serenity::model::user::{CurrentUser, User};
 use tokio::sync::mpsc;
@@ -152,6 +160,30 @@ pub(super) struct DiscordListener {
     wait: Duration,
     idle: Duration,
     state: tokio::sync::Mutex<State>,
+    /// Threads the bot started: every message in them is an answer.
+    threads: Arc<BotThreads>,
+}
+
+/// The ids of threads the bot owns, shared with serenity's event handler.
+/// Outlives sessions; a thread stays until the process ends (a few ids).
+#[derive(Default)]
+struct BotThreads(std::sync::Mutex<HashSet<ChannelId>>);
+
+impl BotThreads {
+    fn learn(&self, bot: UserId, threads: &[GuildChannel]) {
+        if let Ok(mut ids) = self.0.lock() {
+            ids.extend(
+                threads
+                    .iter()
+                    .filter(|t| t.owner_id == Some(bot))
+                    .map(|t| t.id),
+            );
+        }
+    }
+
+    fn contains(&self, id: ChannelId) -> bool {
+        self.0.lock().is_ok_and(|ids| ids.contains(&id))
+    }
 }
 
 /// The listener's state between calls.
@@ -295,6 +327,7 @@ impl Known {
 struct Handler {
     bot: UserId,
     signals: mpsc::UnboundedSender<Signal>,
+    threads: Arc<BotThreads>,
 }
 
 #[async_trait]
@@ -303,13 +336,26 @@ impl EventHandler for Handler {
         let _ = self.signals.send(Signal::Ready);
     }
 
+    async fn guild_create(&self, _: Context, guild: Guild, _: Option<bool>) {
+        self.threads.learn(self.bot, &guild.threads);
+    }
+
+    async fn thread_create(&self, _: Context, thread: GuildChannel) {
+        self.threads.learn(self.bot, std::slice::from_ref(&thread));
+    }
+
+    async fn thread_list_sync(&self, _: Context, sync: ThreadListSyncEvent) {
+        self.threads.learn(self.bot, &sync.threads);
+    }
+
     async fn message(&self, _: Context, message: Message) {
         // Every guild message the bot can see arrives here; only the ones
         // that can be an engagement or a link in a reply chain go on.
         let wanted = message.author.id == self.bot
             || message.guild_id.is_none()
             || message.message_reference.is_some()
-            || message.mentions.iter().any(|u| u.id == self.bot);
+            || message.mentions.iter().any(|u| u.id == self.bot)
+            || self.threads.contains(message.channel_id);
         if wanted {
             let _ = self.signals.send(Signal::Message(Box::new(message)));
         }
@@ -339,7 +385,9 @@ struct Gathered {
 
 impl DiscordListener {
     fn new(s: Configured) -> Self {
-        let mut intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::DIRECT_MESSAGES;
+        let mut intents = GatewayIntents::GUILDS
+            | GatewayIntents::GUILD_MESSAGES
+            | GatewayIntents::DIRECT_MESSAGES;
         if s.message_content {
             intents |= GatewayIntents::MESSAGE_CONTENT;
         }
@@ -354,6 +402,7 @@ impl DiscordListener {
             wait: WAIT,
             idle: IDLE,
             state: tokio::sync::Mutex::default(),
+            threads: Arc::default(),
         }
     }
 
@@ -415,6 +464,7 @@ impl DiscordListener {
         let handler = Handler {
             bot: me.id,
             signals: tx.clone(),
+            threads: self.threads.clone(),
         };
         let mut client: Client = ClientBuilder::new_with_http(http.build(), self.intents)
             .event_handler(handler)
@@ -638,7 +688,7 @@ impl DiscordListener {
         let mentions_bot = message.mentions.iter().any(|u| u.id == bot);
         let kind = if dm {
             EngagementKind::Dm
-        } else if answers_bot {
+        } else if answers_bot || self.threads.contains(message.channel_id) {
             EngagementKind::Reply
         } else if mentions_bot {
             EngagementKind::Mention
@@ -672,6 +722,11 @@ impl DiscordListener {
                 id: author.id.to_string(),
                 handle: format!("@{}", author.name),
                 display_name,
+                roles: message
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
             },
             text: readable(&message.content, &message.mentions),
             url,
@@ -828,7 +883,7 @@ mod tests {
     /// Short, so every test sees heartbeats.
     const HEARTBEAT_MS: u64 = 150;
     /// GUILD_MESSAGES | DIRECT_MESSAGES.
-    const INTENTS: u64 = (1 << 9) | (1 << 12);
+    const INTENTS: u64 = 1 | (1 << 9) | (1 << 12);
 
     /// A message id `ms` milliseconds after a fixed moment in 2024.
     fn id_at(ms: u64) -> u64 {
@@ -884,6 +939,11 @@ mod tests {
             let _ = self
                 .commands
                 .send(Command::Dispatch("MESSAGE_CREATE", message));
+        }
+
+        /// Queues any dispatch (THREAD_CREATE, ...).
+        fn dispatch(&self, event: &'static str, data: Value) {
+            let _ = self.commands.send(Command::Dispatch(event, data));
         }
 
         fn close(&self, code: u16) {
@@ -1261,6 +1321,7 @@ mod tests {
                 id: "501".into(),
                 handle: "@ann".into(),
                 display_name: "Ann A.".into(),
+                roles: Vec::new(),
             },
             text: text.into(),
             url: Some(url),
@@ -1403,6 +1464,53 @@ mod tests {
                 assert_eq!(headers["authorization"], format!("Bot {TOKEN}"));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn discord_listen_hears_every_message_in_threads_the_bot_started() {
+        let fake = fake_discord().await;
+        let listener = listener_for(&fake, json!({}), WAIT);
+        let thread = |id: u64, owner: u64| {
+            json!({
+                "id": id.to_string(), "type": 11, "guild_id": GUILD.to_string(),
+                "parent_id": CHANNEL.to_string(), "owner_id": owner.to_string(), "name": "t"
+            })
+        };
+        fake.dispatch("THREAD_CREATE", thread(600, BOT));
+        fake.dispatch("THREAD_CREATE", thread(601, 502));
+        // A mention, so the first batch returns once the threads are in.
+        fake.send(mentioning_bot(in_guild(
+            message(id_at(1), CHANNEL, ann(), "<@4242> hi"),
+            GUILD,
+            None,
+        )));
+        let (first, cursor) = collect(&listener, 1).await;
+        assert_eq!(first.len(), 1, "{first:?}");
+        until("the bot's thread is known", || {
+            listener.threads.contains(ChannelId::new(600))
+        })
+        .await;
+
+        // Someone else's thread is not ours; in ours, a plain message (no
+        // mention, no reply) is an answer, with the author's roles.
+        fake.send(in_guild(
+            message(id_at(2), 601, ann(), "not for the bot"),
+            GUILD,
+            None,
+        ));
+        let mut plain = in_guild(message(id_at(3), 600, ann(), "in our thread"), GUILD, None);
+        plain["member"]["roles"] = json!(["888", "889"]);
+        fake.send(plain);
+        let batch = next(&listener, cursor.as_deref()).await.unwrap();
+        assert_eq!(batch.events.len(), 1, "{:?}", batch.events);
+        let event = &batch.events[0];
+        assert_eq!(event.kind, EngagementKind::Reply);
+        assert_eq!(event.item_id, format!("600/{}", id_at(3)));
+        assert_eq!(event.place.as_deref(), Some("600"));
+        assert_eq!(event.parent_id, None);
+        assert_eq!(event.text, "in our thread");
+        assert_eq!(event.author.roles, ["888", "889"]);
+        assert!(!listener.threads.contains(ChannelId::new(601)));
     }
 
     #[tokio::test]

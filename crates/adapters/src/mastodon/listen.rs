@@ -494,6 +494,7 @@ fn engagement(status: Status, created_at_ms: i64) -> Engagement {
             id: status.account.id,
             handle: format!("@{}", status.account.acct),
             display_name: status.account.display_name,
+            roles: Vec::new(),
         },
         text,
         url: status.url.or(status.uri),
@@ -1057,6 +1058,7 @@ mod tests {
             id: "7".into(),
             handle: "@alice@remote.test".into(),
             display_name: "Alice".into(),
+            roles: Vec::new(),
         };
         assert_eq!(
             batch.events[0],

@@ -314,6 +314,7 @@ impl MatrixListener {
                 id: sender.to_owned(),
                 handle: sender.to_owned(),
                 display_name,
+                roles: Vec::new(),
             },
             text: body.to_owned(),
             url: Some(format!(
@@ -716,7 +717,8 @@ mod tests {
             EngagementAuthor {
                 id: "@alice:example.org".into(),
                 handle: "@alice:example.org".into(),
-                display_name: "Alice A.".into()
+                display_name: "Alice A.".into(),
+                roles: Vec::new(),
             }
         );
         assert_eq!(m1.text, "hey bot");

@@ -320,6 +320,7 @@ impl TelegramListener {
                     .map(|u| format!("@{u}"))
                     .unwrap_or_default(),
                 display_name,
+                roles: Vec::new(),
             },
             text,
             url,
@@ -837,7 +838,8 @@ mod tests {
             EngagementAuthor {
                 id: "11".into(),
                 handle: "@alice".into(),
-                display_name: "Alice Doe".into()
+                display_name: "Alice Doe".into(),
+                roles: Vec::new(),
             }
         );
         assert_eq!(mention.place.as_deref(), Some(GROUP.to_string().as_str()));

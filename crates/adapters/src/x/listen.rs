@@ -190,6 +190,7 @@ impl XListener {
                 id: tweet.author_id,
                 handle,
                 display_name: name,
+                roles: Vec::new(),
             },
             text: tweet.text,
             url: Some(url),
@@ -588,7 +589,8 @@ mod tests {
             EngagementAuthor {
                 id: "11".into(),
                 handle: "@alice".into(),
-                display_name: "Alice A.".into()
+                display_name: "Alice A.".into(),
+                roles: Vec::new(),
             }
         );
         assert_eq!(reply.url.as_deref(), Some("https://x.com/alice/status/105"));

@@ -89,6 +89,7 @@ fn generate(n: usize) -> Vec<Engagement> {
                     id: format!("{}", i % 5000),
                     handle: format!("@fan{}@masto.test", i % 5000),
                     display_name: format!("Fan {}", i % 5000),
+                    roles: Vec::new(),
                 },
                 text: format!("@clarion event {i}: when does the spring sale start?"),
                 url: Some(format!("https://masto.test/@fan/{id}")),

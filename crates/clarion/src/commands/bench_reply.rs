@@ -416,6 +416,8 @@ async fn bench(args: &ReplyArgs, url: &str, config: &Config) -> anyhow::Result<(
         BridgeConfig {
             channel: BRIDGE_CHANNEL.into(),
             allow_users: vec![MANAGER.to_string()],
+            allow_roles: Vec::new(),
+            threads: None,
         },
         inbox,
         registry.get(BRIDGE_CHANNEL).cloned(),
@@ -583,6 +585,7 @@ fn mention(i: usize) -> Engagement {
             id: format!("{}", 77 + i),
             handle: format!("@fan{i}@masto.test"),
             display_name: format!("Fan {i}"),
+            roles: Vec::new(),
         },
         text: format!("@clarion question {i}: when does the spring sale start?"),
         url: Some(format!("https://masto.test/@fan{i}/{id}")),

@@ -2,6 +2,7 @@
 
 pub mod adapter_state;
 pub mod bridge_message;
+pub mod bridge_thread;
 pub mod channel;
 pub mod conversation;
 pub mod conversation_note;
