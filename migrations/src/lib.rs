@@ -10,6 +10,7 @@ mod m20261130_000001_post_source_path;
 mod m20261201_000001_post_import_key;
 mod m20261202_000001_engagement;
 mod m20261203_000001_bridge_threads;
+mod m20261204_000001_attribution;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_post_import_key::Migration),
             Box::new(m20261202_000001_engagement::Migration),
             Box::new(m20261203_000001_bridge_threads::Migration),
+            Box::new(m20261204_000001_attribution::Migration),
         ]
     }
 }

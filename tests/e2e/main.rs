@@ -4,6 +4,7 @@
 
 mod alerts;
 mod api;
+mod attribution;
 mod bridge;
 mod channels_check;
 mod cli;

@@ -20,6 +20,8 @@ pub struct App {
     /// Listeners of the channels with `listen = true`.
     pub listeners: Arc<ListenerRegistry>,
     pub inbox: InboxService,
+    /// Tracked links, orders, attribution and reports.
+    pub analytics: clarion_analytics::Analytics,
 }
 
 impl App {
@@ -67,7 +69,15 @@ impl App {
         let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library)
             .with_media_dir(clarion_content::MediaDir::new(config.media_dir()));
         let inbox = InboxService::new(service.clone(), registry.clone());
+        let analytics = clarion_analytics::Analytics::open(
+            store.clone(),
+            &config.attribution,
+            &config.server.bind,
+            &config.content_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         Ok(Self {
+            analytics,
             config,
             store,
             registry,

@@ -56,6 +56,9 @@ pub struct Config {
     /// Auto-rules run on each new inbox item.
     #[serde(default)]
     pub rules: Vec<clarion_engage::rules::RuleConfig>,
+    /// Tracked links, shop webhooks and the default attribution model.
+    #[serde(default)]
+    pub attribution: clarion_analytics::AttributionConfig,
 }
 
 impl Config {
@@ -129,12 +132,20 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "alerts",
     "media_dir",
     "listen",
+    "attribution",
 ];
 
 /// Top-level keys that are tables: `CLARION_<TABLE>` alone is not an
 /// override of the whole table (`CLARION_LOG` is the log filter, read by
 /// tracing), only `CLARION_<TABLE>__<KEY>` is.
-const TABLE_KEYS: &[&str] = &["log", "server", "scheduler", "alerts", "listen"];
+const TABLE_KEYS: &[&str] = &[
+    "log",
+    "server",
+    "scheduler",
+    "alerts",
+    "listen",
+    "attribution",
+];
 
 impl Config {
     /// Reads the file (a missing file is an error only when it was asked

@@ -81,6 +81,15 @@ enum Command {
     /// Check the `[[rules]]` of the config file against a sample item.
     #[command(subcommand)]
     Rules(commands::listeners::RulesCommand),
+    /// Tracked links (`/r/CODE`): create and list them with their clicks.
+    #[command(subcommand)]
+    Links(commands::attribution::LinksCommand),
+    /// Orders from shops: import a CSV export.
+    #[command(subcommand)]
+    Orders(commands::attribution::OrdersCommand),
+    /// Reports: a campaign under an attribution model (table, CSV, JSON, SVG chart).
+    #[command(subcommand)]
+    Report(commands::attribution::ReportCommand),
     /// Measure Clarion on this machine.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),

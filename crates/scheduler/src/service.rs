@@ -95,6 +95,11 @@ impl PostService {
         self
     }
 
+    /// The configured channels.
+    pub fn registry(&self) -> &AdapterRegistry {
+        &self.registry
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -88,3 +88,15 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+impl From<clarion_analytics::AnalyticsError> for ApiError {
+    fn from(e: clarion_analytics::AnalyticsError) -> Self {
+        match e {
+            clarion_analytics::AnalyticsError::BadRequest(message) => Self::bad_request(message),
+            clarion_analytics::AnalyticsError::NotFound(what) => {
+                Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
+            clarion_analytics::AnalyticsError::Store(e) => e.into(),
+        }
+    }
+}

@@ -63,6 +63,31 @@ pub struct AppState {
     pub listen: clarion_engage::ListenConfig,
     /// The listeners of this process, for pushed events (`/hooks/<channel>`).
     pub listening: Option<clarion_engage::ListenerRuntime>,
+    /// Tracked links, orders and reports.
+    pub analytics: clarion_analytics::Analytics,
+}
+
+/// A tracked link as the API and the CLI show it.
+pub fn link_view(
+    links: &clarion_analytics::Links,
+    link: &clarion_store::link::Model,
+    clicks: i64,
+    bots: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "code": link.code,
+        "short_url": links.short_url(&link.code),
+        "destination": link.destination,
+        "campaign": link.campaign,
+        "creator": link.creator,
+        "channel": link.channel,
+        "medium": link.medium,
+        "post_id": link.post_id,
+        "target_id": link.target_id,
+        "clicks": clicks,
+        "bot_fetches": bots,
+        "created_at": format_time(link.created_at_ms),
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -108,6 +133,15 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox/{id}/labels", post(api::label_conversation::handler))
         .route("/listeners", get(api::list_listeners::handler))
         .route(
+            "/links",
+            post(api::create_link::handler).get(api::list_links::handler),
+        )
+        .route("/orders", post(api::create_order::handler))
+        .route(
+            "/campaigns/{name}/report",
+            get(api::campaign_report::handler),
+        )
+        .route(
             "/media",
             post(api::upload_media::handler).layer(axum::extract::DefaultBodyLimit::max(
                 api::upload_media::MAX_UPLOAD_BYTES,
@@ -129,6 +163,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::handler))
         .route("/hooks/{channel}", post(api::receive_push::handler))
+        .route("/r/{code}", get(api::follow_link::handler))
+        .route("/webhooks/shopify", post(api::shop_webhook::shopify))
+        .route(
+            "/webhooks/woocommerce",
+            post(api::shop_webhook::woocommerce),
+        )
         .nest("/api/v1", api)
         .merge(feed)
         .with_state(state)

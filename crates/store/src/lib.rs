@@ -6,6 +6,7 @@
 //! database can never both move the same target forward.
 
 mod adapter_state;
+mod attribution;
 mod calendar;
 mod connect;
 mod edits;
@@ -19,14 +20,18 @@ mod secret_key;
 mod targets;
 
 pub use adapter_state::DbAdapterStore;
+pub use attribution::{
+    AttributionClick, NewClick, NewCredit, NewLink, NewOrder, NewRefund, OrderIngest,
+};
 pub use connect::{DbPool, Store};
 pub use edits::{
     EditOutcome, FORCED_RETRY, LeftAlone, NOT_PUBLISHED, PostEdit, SETTLED, Settlement,
     TargetChange,
 };
 pub use entity::{
-    bridge_message, bridge_thread, channel, conversation, conversation_note, engagement,
-    inbox_reply, listener, post, publish_attempt, target,
+    bridge_message, bridge_thread, channel, click, conversation, conversation_note, engagement,
+    inbox_reply, link, listener, order_credit, post, publish_attempt, refund, shop_order, target,
+    webhook_delivery,
 };
 pub use error::StoreError;
 pub use inbox::{

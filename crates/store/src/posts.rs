@@ -495,7 +495,7 @@ fn initial_status(scheduled_at_ms: Option<i64>) -> TargetStatus {
 const MAX_BIND_PARAMS: usize = 16_000;
 
 /// Rows of `E` one multi-row INSERT may carry.
-fn rows_per_insert<E: EntityTrait>() -> usize {
+pub(crate) fn rows_per_insert<E: EntityTrait>() -> usize {
     (MAX_BIND_PARAMS / E::Column::iter().count().max(1)).max(1)
 }
 

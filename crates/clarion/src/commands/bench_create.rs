@@ -96,6 +96,13 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         inbox,
         listen: config.listen.clone(),
         listening: None,
+        analytics: clarion_analytics::Analytics::open(
+            store.clone(),
+            &config.attribution,
+            "127.0.0.1:0",
+            &config.content_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

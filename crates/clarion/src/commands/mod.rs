@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod attribution;
 pub mod bench;
 pub mod bench_create;
 pub mod bench_ingest;
@@ -44,6 +45,9 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Inbox(cmd) => inbox::run(cmd, App::open(config).await?).await,
         Command::Listeners(cmd) => listeners::run(cmd, App::open(config).await?).await,
         Command::Rules(cmd) => listeners::run_rules(cmd, &config),
+        Command::Links(cmd) => attribution::links(cmd, App::open(config).await?).await,
+        Command::Orders(cmd) => attribution::orders(cmd, App::open(config).await?).await,
+        Command::Report(cmd) => attribution::report(cmd, App::open(config).await?).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
         Command::Completions(args) => {
             completions::print(&args);

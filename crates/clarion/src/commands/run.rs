@@ -73,6 +73,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         inbox: app.inbox.clone(),
         listen: app.config.listen.clone(),
         listening: Some(listening.clone()),
+        analytics: app.analytics.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -93,13 +94,18 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let mut http_stop = stop_rx.clone();
     let mut worker_stop = stop_rx.clone();
     let listeners = tokio::spawn(listening.run(stop_rx));
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let recorder = app.analytics.redirector.recorder().clone();
+    // The peer address feeds the redirect's daily-salted visitor key.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|s| *s).await;
     });
     let workers = run_workers(runtime, async move {
         let _ = worker_stop.wait_for(|s| *s).await;
     });
     let (served, worked, listened) = tokio::join!(server, workers, listeners);
+    // Clicks still queued are written before the process ends.
+    recorder.flush().await;
     served.context("HTTP server")?;
     worked.context("publish workers")?;
     listened.context("listeners")?;

@@ -2,13 +2,18 @@
 
 pub mod assign_conversation;
 pub mod auth;
+pub mod campaign_report;
 pub mod cancel_post;
+pub mod create_link;
+pub mod create_order;
 pub mod create_post;
 pub mod create_posts_bulk;
 pub mod edit_post;
+pub mod follow_link;
 pub mod import_posts;
 pub mod label_conversation;
 pub mod list_conversations;
+pub mod list_links;
 pub mod list_listeners;
 pub mod list_posts;
 pub mod note_conversation;
@@ -19,6 +24,7 @@ pub mod retry_post;
 pub mod schedule_post;
 pub mod set_conversation_status;
 pub mod settle_post;
+pub mod shop_webhook;
 pub mod show_conversation;
 pub mod show_post;
 pub mod upload_media;

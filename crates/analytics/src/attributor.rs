@@ -1,0 +1,258 @@
+//! Credits orders to touches under a model and window, and stores them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use clarion_attribution::{
+    Campaigns, Currency, DecidedBy, Model, OrderFacts, Touch, attribute, scale,
+};
+use clarion_store::{AttributionClick, NewCredit, Store, shop_order};
+
+use crate::AnalyticsError;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A model and a window: what stored credits are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelKey {
+    pub model: Model,
+    pub window_days: u32,
+}
+
+impl ModelKey {
+    /// `model` as the CLI and API take it (`time-decay:3d`), with a window.
+    pub fn parse(model: &str, window_days: u32) -> Result<Self, AnalyticsError> {
+        let model = Model::parse(model).map_err(|e| AnalyticsError::BadRequest(e.to_string()))?;
+        if !(1..=365).contains(&window_days) {
+            return Err(AnalyticsError::BadRequest(format!(
+                "window: {window_days} days is outside 1..=365"
+            )));
+        }
+        Ok(Self { model, window_days })
+    }
+
+    fn window_ms(self) -> i64 {
+        i64::from(self.window_days) * DAY_MS
+    }
+}
+
+impl fmt::Display for ModelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}d", self.model, self.window_days)
+    }
+}
+
+/// How many orders a recompute credited, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecomputeStats {
+    pub orders: usize,
+    pub by_code: usize,
+    pub by_touches: usize,
+    pub unattributed: usize,
+}
+
+/// Computes and stores credits.
+#[derive(Debug, Clone)]
+pub struct Attributor {
+    store: Store,
+    campaigns: Arc<Campaigns>,
+    default: ModelKey,
+}
+
+impl Attributor {
+    pub fn new(store: Store, campaigns: Arc<Campaigns>, default: ModelKey) -> Self {
+        Self {
+            store,
+            campaigns,
+            default,
+        }
+    }
+
+    pub fn default_key(&self) -> ModelKey {
+        self.default
+    }
+
+    pub fn campaigns(&self) -> &Campaigns {
+        &self.campaigns
+    }
+
+    /// Credits one stored order (new, or refunded) under the default model.
+    pub async fn credit(&self, order: &shop_order::Model) -> Result<(), AnalyticsError> {
+        let key = self.default;
+        let touches = self
+            .store
+            .touches_for(order, order.at_ms - key.window_ms())
+            .await?;
+        let credits = self.credits_for(order, &touches, key);
+        self.store
+            .replace_credits(&key.to_string(), &[(order.clone(), credits)])
+            .await?;
+        Ok(())
+    }
+
+    /// Makes sure every order has credits under `key` (computing them all
+    /// when some are missing); returns whether it recomputed.
+    pub async fn ensure(&self, key: ModelKey) -> Result<bool, AnalyticsError> {
+        if self.store.credits_complete(&key.to_string()).await? {
+            return Ok(false);
+        }
+        self.recompute(key).await?;
+        Ok(true)
+    }
+
+    /// Recomputes every order under `key`: all clicks and orders are read
+    /// once and matched in memory.
+    pub async fn recompute(&self, key: ModelKey) -> Result<RecomputeStats, AnalyticsError> {
+        let clicks = self.store.attribution_clicks().await?;
+        let orders = self.store.orders().await?;
+        let mut by_click_id: HashMap<&str, usize> = HashMap::with_capacity(clicks.len());
+        let mut by_visitor: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, click) in clicks.iter().enumerate() {
+            by_click_id.insert(click.click_id.as_str(), i);
+            by_visitor
+                .entry(click.visitor_key.as_str())
+                .or_default()
+                .push(i);
+        }
+        let mut customer_clicks: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+        for order in &orders {
+            if let (Some(customer), Some(click)) = (&order.customer_key, &order.click_id) {
+                customer_clicks
+                    .entry((order.source.as_str(), customer.as_str()))
+                    .or_default()
+                    .push(click.as_str());
+            }
+        }
+        let mut stats = RecomputeStats::default();
+        let mut results = Vec::with_capacity(orders.len());
+        let mut touches: Vec<AttributionClick> = Vec::new();
+        for order in &orders {
+            touches.clear();
+            let mut named: Vec<&str> = order.click_id.iter().map(String::as_str).collect();
+            if let Some(customer) = &order.customer_key
+                && let Some(more) = customer_clicks.get(&(order.source.as_str(), customer.as_str()))
+            {
+                named.extend(more);
+            }
+            let from = order.at_ms - key.window_ms();
+            for cid in named {
+                let Some(&i) = by_click_id.get(cid) else {
+                    continue;
+                };
+                for &j in by_visitor
+                    .get(clicks[i].visitor_key.as_str())
+                    .into_iter()
+                    .flatten()
+                {
+                    let c = &clicks[j];
+                    if c.at_ms >= from
+                        && c.at_ms <= order.at_ms
+                        && !touches.iter().any(|t| t.id == c.id)
+                    {
+                        touches.push(c.clone());
+                    }
+                }
+                if !touches.iter().any(|t| t.id == clicks[i].id) {
+                    touches.push(clicks[i].clone());
+                }
+            }
+            let credits = self.credits_for(order, &touches, key);
+            match credits.first().map(|c| c.decided_by.as_str()) {
+                Some(d) if d.starts_with("code:") => stats.by_code += 1,
+                Some("touches") => stats.by_touches += 1,
+                _ => stats.unattributed += 1,
+            }
+            results.push((order.clone(), credits));
+        }
+        stats.orders = orders.len();
+        self.store
+            .replace_credits(&key.to_string(), &results)
+            .await?;
+        Ok(stats)
+    }
+
+    /// The credits of one order, net of its refunds. An unattributed order
+    /// gets one row without a touch, so "every order has credits" holds.
+    fn credits_for(
+        &self,
+        order: &shop_order::Model,
+        touches: &[AttributionClick],
+        key: ModelKey,
+    ) -> Vec<NewCredit> {
+        let currency = Currency::new(&order.currency).ok();
+        let net = (order.amount_minor - order.refunded_minor).max(0);
+        let Some(currency) = currency else {
+            return vec![unattributed(net)];
+        };
+        let facts = OrderFacts {
+            at_ms: order.at_ms,
+            amount_minor: order.amount_minor,
+            currency,
+            discount_codes: order.codes(),
+        };
+        let as_touches: Vec<Touch> = touches
+            .iter()
+            .map(|c| Touch {
+                at_ms: c.at_ms,
+                id: i64::from(c.id),
+                creator: c.creator.clone(),
+            })
+            .collect();
+        let attribution = attribute(&facts, &as_touches, key.window_ms(), key.model, |code| {
+            self.campaigns
+                .creator_for_code(None, code)
+                .map(|(_, creator)| creator.name.clone())
+        });
+        let decided_by = match &attribution.decided_by {
+            DecidedBy::DiscountCode(code) => format!("code:{code}"),
+            DecidedBy::Touches => "touches".to_owned(),
+            DecidedBy::Unattributed => return vec![unattributed(net)],
+        };
+        let code_campaign = match &attribution.decided_by {
+            DecidedBy::DiscountCode(code) => self
+                .campaigns
+                .creator_for_code(None, code)
+                .map(|(campaign, _)| campaign.name.clone()),
+            _ => None,
+        };
+        let credits = scale(&attribution.credits, net);
+        credits
+            .into_iter()
+            .map(|credit| {
+                let click = credit
+                    .touch_id
+                    .and_then(|id| touches.iter().find(|c| i64::from(c.id) == id));
+                NewCredit {
+                    click_row_id: click.map(|c| c.id),
+                    campaign: code_campaign
+                        .clone()
+                        .or_else(|| click.and_then(|c| c.campaign.clone())),
+                    creator: credit
+                        .creator
+                        .or_else(|| click.and_then(|c| c.creator.clone())),
+                    channel: click.and_then(|c| c.channel.clone()),
+                    post_id: click.and_then(|c| c.post_id),
+                    target_id: click.and_then(|c| c.target_id),
+                    amount_minor: credit.amount_minor,
+                    share_ppm: credit.share_ppm,
+                    decided_by: decided_by.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn unattributed(net: i64) -> NewCredit {
+    NewCredit {
+        click_row_id: None,
+        campaign: None,
+        creator: None,
+        channel: None,
+        post_id: None,
+        target_id: None,
+        amount_minor: net,
+        share_ppm: 1_000_000,
+        decided_by: "unattributed".into(),
+    }
+}

@@ -1,0 +1,339 @@
+//! `clarion links`, `clarion orders` and `clarion report`: tracked links,
+//! orders in, and campaign reports. The same services as the HTTP API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use clarion_analytics::report::{CampaignReport, ReportRow, campaign_report};
+use clarion_analytics::{ModelKey, OrderOutcome};
+use clarion_attribution::{Currency, Money, Series, bar_and_line, csv_orders};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::App;
+
+#[derive(Debug, Subcommand)]
+pub enum LinksCommand {
+    /// Register a tracked link (`/r/CODE`) for a bio, a creator or a newsletter.
+    Create(CreateLink),
+    /// List tracked links with their clicks (bot and preview fetches apart).
+    Ls {
+        /// Only this campaign's links.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateLink {
+    /// Where the link goes (http or https); its own query parameters are kept.
+    url: String,
+    /// The campaign (a file in content/campaigns) the link belongs to.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// The campaign's creator whose link this is (`utm_medium=kol`).
+    #[arg(long)]
+    creator: Option<String>,
+    /// The configured channel it is used on (`utm_source` = its platform).
+    #[arg(long)]
+    channel: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Import orders from a CSV file: order_id,amount,currency,at,customer_key,click_id,discount_codes,utm_source,utm_medium,utm_campaign,utm_content.
+    Import {
+        /// The CSV file (header row first).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A campaign's report: per creator, channel, post and day.
+    Campaign(CampaignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The campaign's name (content/campaigns/NAME.toml).
+    name: String,
+    /// last-click, first-click, linear, time-decay[:7d], position-based (default: the campaign's).
+    #[arg(long)]
+    model: Option<String>,
+    /// Attribution window in days (default: the campaign's, else 7).
+    #[arg(long)]
+    window: Option<u32>,
+    /// Output: a table, CSV, JSON, or an SVG chart of revenue and orders by day.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+    Svg,
+}
+
+pub async fn links(cmd: LinksCommand, app: App) -> anyhow::Result<()> {
+    let links = &app.analytics.links;
+    match cmd {
+        LinksCommand::Create(args) => {
+            let request = app
+                .analytics
+                .link_request(
+                    &app.registry,
+                    args.url,
+                    args.campaign,
+                    args.creator,
+                    args.channel,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let link = links
+                .create(request)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", links.short_url(&link.code));
+        }
+        LinksCommand::Ls { campaign, json } => {
+            let rows = links
+                .list(campaign.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                for (link, clicks, bots) in &rows {
+                    println!("{}", clarion_server::link_view(links, link, *clicks, *bots));
+                }
+                return Ok(());
+            }
+            println!(
+                "{:<9} {:>7} {:>5}  {:<14} {:<10} destination",
+                "code", "clicks", "bots", "campaign", "creator"
+            );
+            for (link, clicks, bots) in &rows {
+                println!(
+                    "{:<9} {:>7} {:>5}  {:<14} {:<10} {}",
+                    link.code,
+                    clicks,
+                    bots,
+                    link.campaign.as_deref().unwrap_or("-"),
+                    link.creator.as_deref().unwrap_or("-"),
+                    link.destination
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn orders(cmd: OrdersCommand, app: App) -> anyhow::Result<()> {
+    let OrdersCommand::Import { file } = cmd;
+    let name = file.display().to_string();
+    let reader = std::fs::File::open(&file).with_context(|| format!("cannot read {name}"))?;
+    let rows = csv_orders(reader);
+    let bar = ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("importing {bar:40} {pos}/{len} orders {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut stored, mut duplicates, mut rejected) = (0, 0, Vec::new());
+    for row in rows {
+        bar.inc(1);
+        match row {
+            Ok(order) => match app.analytics.orders.take_order(None, order).await {
+                Ok(OrderOutcome::Stored) => stored += 1,
+                Ok(_) => duplicates += 1,
+                Err(e) => rejected.push(format!("{e}")),
+            },
+            Err(e) => rejected.push(format!("{name}:{}: {}", e.line, e.reason)),
+        }
+    }
+    bar.finish_and_clear();
+    for problem in &rejected {
+        eprintln!("{problem}");
+    }
+    println!(
+        "{name}: {stored} orders imported, {duplicates} already known, {} rejected",
+        rejected.len()
+    );
+    if !rejected.is_empty() && stored == 0 && duplicates == 0 {
+        bail!("no order in {name} could be imported");
+    }
+    Ok(())
+}
+
+pub async fn report(cmd: ReportCommand, app: App) -> anyhow::Result<()> {
+    let ReportCommand::Campaign(args) = cmd;
+    let analytics = &app.analytics;
+    let campaign = analytics.campaigns.get(&args.name).with_context(|| {
+        let known: Vec<&str> = analytics
+            .campaigns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        format!(
+            "campaign `{}` not found (campaign files: {})",
+            args.name,
+            if known.is_empty() {
+                "none in content/campaigns".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )
+    })?;
+    let model = args.model.unwrap_or_else(|| campaign.model.to_string());
+    let key = ModelKey::parse(&model, args.window.unwrap_or(campaign.window_days))
+        .map_err(|e| anyhow::anyhow!("--model/--window: {e}"))?;
+    let report = campaign_report(&app.store, analytics.attributor(), campaign, key)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let currency = campaign.currency;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => print_csv(&report, currency)?,
+        Format::Table => print_table(&report, currency),
+        Format::Svg => print!("{}", svg(&report, currency)),
+    }
+    Ok(())
+}
+
+fn money(minor: i64, currency: Currency) -> String {
+    Money { minor, currency }.to_string()
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn times(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.2}x"))
+}
+
+fn print_table(report: &CampaignReport, currency: Currency) {
+    println!(
+        "campaign {} · model {} · {}",
+        report.campaign, report.model, report.currency
+    );
+    let header = || {
+        println!(
+            "  {:<22} {:>7} {:>5} {:>7} {:>14} {:>12} {:>7} {:>8} {:>8}",
+            "", "clicks", "bots", "orders", "revenue", "cost", "conv", "ROI", "ROAS"
+        )
+    };
+    let line = |row: &ReportRow| {
+        let t = &row.totals;
+        println!(
+            "  {:<22} {:>7} {:>5} {:>7} {:>14} {:>12} {:>7} {:>8} {:>8}",
+            row.key,
+            t.clicks,
+            row.bot_fetches,
+            t.orders,
+            money(t.revenue_minor, currency),
+            money(t.cost_minor, currency),
+            ratio(row.conversion_rate),
+            ratio(row.roi),
+            times(row.roas),
+        );
+    };
+    header();
+    line(&report.total);
+    for (title, rows) in [
+        ("by creator", &report.by_creator),
+        ("by channel", &report.by_channel),
+        ("by post", &report.by_post),
+    ] {
+        println!("{title}");
+        for row in rows {
+            line(row);
+        }
+    }
+    if report.other_currency_orders > 0 {
+        println!(
+            "{} orders in other currencies are not counted (amounts are never converted)",
+            report.other_currency_orders
+        );
+    }
+}
+
+fn print_csv(report: &CampaignReport, currency: Currency) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    out.write_record([
+        "group",
+        "key",
+        "clicks",
+        "bot_fetches",
+        "orders",
+        "revenue",
+        "cost",
+        "currency",
+        "conversion_rate",
+        "aov",
+        "cpa",
+        "roi",
+        "roas",
+    ])?;
+    let groups = std::iter::once(("total", std::slice::from_ref(&report.total))).chain([
+        ("creator", report.by_creator.as_slice()),
+        ("channel", report.by_channel.as_slice()),
+        ("post", report.by_post.as_slice()),
+    ]);
+    let decimal = |minor: i64| {
+        let m = money(minor, currency);
+        m.split(' ').next().unwrap_or_default().to_owned()
+    };
+    for (group, rows) in groups {
+        for row in rows {
+            let t = &row.totals;
+            out.write_record([
+                group.to_owned(),
+                row.key.clone(),
+                t.clicks.to_string(),
+                row.bot_fetches.to_string(),
+                t.orders.to_string(),
+                decimal(t.revenue_minor),
+                decimal(t.cost_minor),
+                report.currency.clone(),
+                row.conversion_rate
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_default(),
+                row.aov_minor.map(decimal).unwrap_or_default(),
+                row.cpa_minor.map(decimal).unwrap_or_default(),
+                row.roi.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                row.roas.map(|v| format!("{v:.4}")).unwrap_or_default(),
+            ])?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Revenue (bars) and orders (line) by day.
+pub fn svg(report: &CampaignReport, currency: Currency) -> String {
+    let revenue = Series {
+        name: format!("revenue ({})", report.currency),
+        points: report
+            .daily
+            .iter()
+            .map(|d| (d.date.to_string(), d.revenue_minor))
+            .collect(),
+    };
+    let orders = Series {
+        name: "orders".into(),
+        points: report
+            .daily
+            .iter()
+            .map(|d| (d.date.to_string(), d.orders))
+            .collect(),
+    };
+    bar_and_line(
+        &format!("{} · {}", report.campaign, report.model),
+        &revenue,
+        &|minor| money(minor, currency),
+        Some(&orders),
+    )
+}

@@ -1,0 +1,529 @@
+//! Attribution rows: tracked links, clicks (written in batches by the click
+//! recorder), orders and refunds from shops (deduped on the shop's ids), and
+//! the stored credits of each order under a model.
+//!
+//! A webhook delivery id and the order it carries are stored in one
+//! transaction: a replay is a no-op, and a failed write leaves nothing, so
+//! the shop's retry stores it.
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::posts::rows_per_insert;
+use crate::{
+    Store, StoreError, click, link, now_ms, order_credit, refund, shop_order, webhook_delivery,
+};
+
+/// A link to register.
+#[derive(Debug, Clone, Default)]
+pub struct NewLink {
+    pub code: String,
+    pub destination: String,
+    pub campaign: Option<String>,
+    pub creator: Option<String>,
+    pub channel: Option<String>,
+    pub source: Option<String>,
+    pub medium: String,
+    pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
+}
+
+/// A click to record (the link's tracking copied in, so reports need no join).
+#[derive(Debug, Clone)]
+pub struct NewClick {
+    pub click_id: String,
+    pub link_id: i32,
+    pub at_ms: i64,
+    pub campaign: Option<String>,
+    pub creator: Option<String>,
+    pub channel: Option<String>,
+    pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
+    pub referrer: Option<String>,
+    pub is_bot: bool,
+    pub visitor_key: String,
+}
+
+/// An order to store.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub source: String,
+    pub order_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub at_ms: i64,
+    pub customer_key: Option<String>,
+    pub click_id: Option<String>,
+    pub discount_codes: Vec<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_content: Option<String>,
+}
+
+/// A refund to store.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub source: String,
+    pub refund_id: String,
+    pub order_id: String,
+    pub amount_minor: i64,
+    pub at_ms: i64,
+}
+
+/// What storing an order (or a refund) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderIngest {
+    /// New: the stored order (for a refund: the order it reduced, if known).
+    Stored(Option<Box<shop_order::Model>>),
+    /// This webhook delivery was taken before.
+    ReplayedDelivery,
+    /// The order (or refund) id is already stored: it counts once.
+    Duplicate,
+}
+
+/// A credit to store.
+#[derive(Debug, Clone)]
+pub struct NewCredit {
+    pub click_row_id: Option<i32>,
+    pub campaign: Option<String>,
+    pub creator: Option<String>,
+    pub channel: Option<String>,
+    pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
+    pub amount_minor: i64,
+    pub share_ppm: i64,
+    pub decided_by: String,
+}
+
+/// What [`AttributionClick`] reads.
+const ATTRIBUTION_COLUMNS: [click::Column; 9] = [
+    click::Column::Id,
+    click::Column::ClickId,
+    click::Column::AtMs,
+    click::Column::VisitorKey,
+    click::Column::Campaign,
+    click::Column::Creator,
+    click::Column::Channel,
+    click::Column::PostId,
+    click::Column::TargetId,
+];
+
+/// The columns of a counted click that attribution reads.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct AttributionClick {
+    pub id: i32,
+    pub click_id: String,
+    pub at_ms: i64,
+    pub visitor_key: String,
+    pub campaign: Option<String>,
+    pub creator: Option<String>,
+    pub channel: Option<String>,
+    pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
+}
+
+impl Store {
+    /// Registers a link. `Ok(None)` when the code is taken.
+    pub async fn create_link(&self, new: NewLink) -> Result<Option<link::Model>, StoreError> {
+        let _turn = self.write_turn().await;
+        let row = link::ActiveModel {
+            id: NotSet,
+            code: Set(new.code.clone()),
+            destination: Set(new.destination),
+            campaign: Set(new.campaign),
+            creator: Set(new.creator),
+            channel: Set(new.channel),
+            source: Set(new.source),
+            medium: Set(new.medium),
+            post_id: Set(new.post_id),
+            target_id: Set(new.target_id),
+            created_at_ms: Set(now_ms()),
+        };
+        let inserted = link::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(link::Column::Code)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        self.link_by_code(&new.code).await
+    }
+
+    pub async fn link_by_code(&self, code: &str) -> Result<Option<link::Model>, StoreError> {
+        Ok(link::Entity::find()
+            .filter(link::Column::Code.eq(code))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Links, newest first, optionally of one campaign.
+    pub async fn list_links(&self, campaign: Option<&str>) -> Result<Vec<link::Model>, StoreError> {
+        let mut query = link::Entity::find().order_by_desc(link::Column::Id);
+        if let Some(campaign) = campaign {
+            query = query.filter(link::Column::Campaign.eq(campaign));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    /// (counted clicks, bot fetches) per link id.
+    pub async fn click_counts(&self) -> Result<Vec<(i32, i64, i64)>, StoreError> {
+        let rows: Vec<(i32, bool, i64)> = click::Entity::find()
+            .select_only()
+            .column(click::Column::LinkId)
+            .column(click::Column::IsBot)
+            .column_as(Expr::col(click::Column::Id).count(), "n")
+            .group_by(click::Column::LinkId)
+            .group_by(click::Column::IsBot)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut counts: Vec<(i32, i64, i64)> = Vec::new();
+        for (link, bot, n) in rows {
+            let at = match counts.iter().position(|c| c.0 == link) {
+                Some(at) => at,
+                None => {
+                    counts.push((link, 0, 0));
+                    counts.len() - 1
+                }
+            };
+            if bot {
+                counts[at].2 += n;
+            } else {
+                counts[at].1 += n;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Records a batch of clicks in one transaction.
+    pub async fn record_clicks(&self, clicks: &[NewClick]) -> Result<(), StoreError> {
+        if clicks.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        for chunk in clicks.chunks(rows_per_insert::<click::Entity>()) {
+            click::Entity::insert_many(chunk.iter().map(|c| click::ActiveModel {
+                id: NotSet,
+                click_id: Set(c.click_id.clone()),
+                link_id: Set(c.link_id),
+                at_ms: Set(c.at_ms),
+                campaign: Set(c.campaign.clone()),
+                creator: Set(c.creator.clone()),
+                channel: Set(c.channel.clone()),
+                post_id: Set(c.post_id),
+                target_id: Set(c.target_id),
+                referrer: Set(c.referrer.clone()),
+                is_bot: Set(c.is_bot),
+                visitor_key: Set(c.visitor_key.clone()),
+            }))
+            .on_conflict(
+                OnConflict::column(click::Column::ClickId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Stores an order, and the webhook delivery that carried it, at once.
+    pub async fn ingest_order(
+        &self,
+        delivery: Option<(&str, &str)>,
+        order: NewOrder,
+    ) -> Result<OrderIngest, StoreError> {
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        if let Some((source, id)) = delivery
+            && !take_delivery(&txn, source, id).await?
+        {
+            return Ok(OrderIngest::ReplayedDelivery);
+        }
+        let codes = serde_json::to_string(&order.discount_codes)
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
+        let inserted = shop_order::Entity::insert(shop_order::ActiveModel {
+            id: NotSet,
+            source: Set(order.source.clone()),
+            order_id: Set(order.order_id.clone()),
+            amount_minor: Set(order.amount_minor),
+            currency: Set(order.currency),
+            at_ms: Set(order.at_ms),
+            customer_key: Set(order.customer_key),
+            click_id: Set(order.click_id),
+            discount_codes: Set(codes),
+            utm_source: Set(order.utm_source),
+            utm_medium: Set(order.utm_medium),
+            utm_campaign: Set(order.utm_campaign),
+            utm_content: Set(order.utm_content),
+            refunded_minor: Set(0),
+            received_at_ms: Set(now_ms()),
+        })
+        .on_conflict(
+            OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            // The delivery is remembered: the same order again is no news.
+            txn.commit().await?;
+            return Ok(OrderIngest::Duplicate);
+        }
+        let stored = find_order(&txn, &order.source, &order.order_id).await?;
+        txn.commit().await?;
+        Ok(OrderIngest::Stored(stored.map(Box::new)))
+    }
+
+    /// Stores a refund and reduces its order's net amount, at once.
+    pub async fn ingest_refund(
+        &self,
+        delivery: Option<(&str, &str)>,
+        new: NewRefund,
+    ) -> Result<OrderIngest, StoreError> {
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        if let Some((source, id)) = delivery
+            && !take_delivery(&txn, source, id).await?
+        {
+            return Ok(OrderIngest::ReplayedDelivery);
+        }
+        let inserted = refund::Entity::insert(refund::ActiveModel {
+            id: NotSet,
+            source: Set(new.source.clone()),
+            refund_id: Set(new.refund_id),
+            order_id: Set(new.order_id.clone()),
+            amount_minor: Set(new.amount_minor),
+            at_ms: Set(new.at_ms),
+        })
+        .on_conflict(
+            OnConflict::columns([refund::Column::Source, refund::Column::RefundId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            txn.commit().await?;
+            return Ok(OrderIngest::Duplicate);
+        }
+        shop_order::Entity::update_many()
+            .col_expr(
+                shop_order::Column::RefundedMinor,
+                Expr::col(shop_order::Column::RefundedMinor).add(new.amount_minor),
+            )
+            .filter(shop_order::Column::Source.eq(&new.source))
+            .filter(shop_order::Column::OrderId.eq(&new.order_id))
+            .exec(&txn)
+            .await?;
+        let order = find_order(&txn, &new.source, &new.order_id).await?;
+        txn.commit().await?;
+        Ok(OrderIngest::Stored(order.map(Box::new)))
+    }
+
+    pub async fn orders(&self) -> Result<Vec<shop_order::Model>, StoreError> {
+        Ok(shop_order::Entity::find()
+            .order_by_asc(shop_order::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn order_count(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(shop_order::Entity::find().count(&self.db).await?)
+    }
+
+    /// Every counted (not bot) click, oldest first: what attribution reads.
+    pub async fn attribution_clicks(&self) -> Result<Vec<AttributionClick>, StoreError> {
+        Ok(click::Entity::find()
+            .select_only()
+            .columns(ATTRIBUTION_COLUMNS)
+            .filter(click::Column::IsBot.eq(false))
+            .order_by_asc(click::Column::Id)
+            .into_model::<AttributionClick>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The counted clicks one order can be credited to: the one it names,
+    /// the same visitor's, and those named by the customer's earlier orders,
+    /// inside `[from_ms, to_ms]`.
+    pub async fn touches_for(
+        &self,
+        order: &shop_order::Model,
+        from_ms: i64,
+    ) -> Result<Vec<AttributionClick>, StoreError> {
+        let mut click_ids: Vec<String> = order.click_id.iter().cloned().collect();
+        if let Some(customer) = &order.customer_key {
+            let earlier: Vec<Option<String>> = shop_order::Entity::find()
+                .select_only()
+                .column(shop_order::Column::ClickId)
+                .filter(shop_order::Column::Source.eq(&order.source))
+                .filter(shop_order::Column::CustomerKey.eq(customer))
+                .filter(shop_order::Column::ClickId.is_not_null())
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            click_ids.extend(earlier.into_iter().flatten());
+        }
+        if click_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let named: Vec<AttributionClick> = click::Entity::find()
+            .select_only()
+            .columns(ATTRIBUTION_COLUMNS)
+            .filter(click::Column::ClickId.is_in(click_ids))
+            .filter(click::Column::IsBot.eq(false))
+            .into_model()
+            .all(&self.db)
+            .await?;
+        let visitors: Vec<String> = named.iter().map(|c| c.visitor_key.clone()).collect();
+        let mut touches: Vec<AttributionClick> = click::Entity::find()
+            .select_only()
+            .columns(ATTRIBUTION_COLUMNS)
+            .filter(click::Column::VisitorKey.is_in(visitors))
+            .filter(click::Column::IsBot.eq(false))
+            .filter(click::Column::AtMs.between(from_ms, order.at_ms))
+            .into_model()
+            .all(&self.db)
+            .await?;
+        for click in named {
+            if !touches.iter().any(|t| t.id == click.id) {
+                touches.push(click);
+            }
+        }
+        Ok(touches)
+    }
+
+    /// Replaces the credits of `orders` under `model_key` in one transaction.
+    pub async fn replace_credits(
+        &self,
+        model_key: &str,
+        orders: &[(shop_order::Model, Vec<NewCredit>)],
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        for chunk in orders.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+            order_credit::Entity::delete_many()
+                .filter(order_credit::Column::ModelKey.eq(model_key))
+                .filter(order_credit::Column::OrderRowId.is_in(chunk.iter().map(|(o, _)| o.id)))
+                .exec(&txn)
+                .await?;
+        }
+        let rows: Vec<order_credit::ActiveModel> = orders
+            .iter()
+            .flat_map(|(order, credits)| {
+                credits.iter().map(move |c| order_credit::ActiveModel {
+                    id: NotSet,
+                    order_row_id: Set(order.id),
+                    model_key: Set(model_key.to_owned()),
+                    click_row_id: Set(c.click_row_id),
+                    campaign: Set(c.campaign.clone()),
+                    creator: Set(c.creator.clone()),
+                    channel: Set(c.channel.clone()),
+                    post_id: Set(c.post_id),
+                    target_id: Set(c.target_id),
+                    amount_minor: Set(c.amount_minor),
+                    currency: Set(order.currency.clone()),
+                    share_ppm: Set(c.share_ppm),
+                    decided_by: Set(c.decided_by.clone()),
+                    order_at_ms: Set(order.at_ms),
+                })
+            })
+            .collect();
+        let mut rows = rows.into_iter().peekable();
+        let per_insert = rows_per_insert::<order_credit::Entity>();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
+            order_credit::Entity::insert_many(chunk)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Whether every order has credits under `model_key`.
+    pub async fn credits_complete(&self, model_key: &str) -> Result<bool, StoreError> {
+        use sea_orm::PaginatorTrait;
+        let credited = order_credit::Entity::find()
+            .select_only()
+            .column(order_credit::Column::OrderRowId)
+            .filter(order_credit::Column::ModelKey.eq(model_key))
+            .distinct()
+            .count(&self.db)
+            .await?;
+        Ok(credited >= self.order_count().await?)
+    }
+
+    /// Credits under `model_key`, of one campaign or all.
+    pub async fn credits(
+        &self,
+        model_key: &str,
+        campaign: Option<&str>,
+    ) -> Result<Vec<order_credit::Model>, StoreError> {
+        let mut query = order_credit::Entity::find()
+            .filter(order_credit::Column::ModelKey.eq(model_key))
+            .order_by_asc(order_credit::Column::OrderAtMs);
+        if let Some(campaign) = campaign {
+            query = query.filter(order_credit::Column::Campaign.eq(campaign));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    /// Counted clicks and bot fetches of a campaign, by channel and creator:
+    /// `(channel, creator, post_id, counted, bots)`.
+    pub async fn campaign_clicks(&self, campaign: &str) -> Result<Vec<click::Model>, StoreError> {
+        Ok(click::Entity::find()
+            .filter(click::Column::Campaign.eq(campaign))
+            .order_by_asc(click::Column::AtMs)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+async fn take_delivery(
+    txn: &sea_orm::DatabaseTransaction,
+    source: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let inserted = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+        source: Set(source.to_owned()),
+        delivery_id: Set(id.to_owned()),
+        received_at_ms: Set(now_ms()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            webhook_delivery::Column::Source,
+            webhook_delivery::Column::DeliveryId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(inserted == 1)
+}
+
+async fn find_order(
+    txn: &sea_orm::DatabaseTransaction,
+    source: &str,
+    order_id: &str,
+) -> Result<Option<shop_order::Model>, StoreError> {
+    Ok(shop_order::Entity::find()
+        .filter(shop_order::Column::Source.eq(source))
+        .filter(shop_order::Column::OrderId.eq(order_id))
+        .one(txn)
+        .await?)
+}

@@ -1,0 +1,300 @@
+//! Click to order, end to end with the real binary: a creator's tracked
+//! link is clicked by a person and fetched by a link-preview bot; a signed
+//! Shopify order carries the click id; the campaign report credits the
+//! order to the right creator and channel; a creator's discount code
+//! decides on its own; a refund reduces the revenue; forged, replayed and
+//! malformed webhooks change nothing.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const SECRET: &str = "shpss_e2e-signing-secret";
+
+const CAMPAIGN: &str = r##"
+name = "spring"
+starts = "2026-01-01"
+ends = "2030-12-31"
+currency = "USD"
+budget = "1000.00"
+
+[[creators]]
+name = "ann"
+handles = { bluesky = "ann.bsky.social" }
+fee = "100.00"
+commission_percent = "10"
+codes = ["ANN10"]
+
+[[creators]]
+name = "bob"
+fee = "50.00"
+codes = ["BOB15"]
+"##;
+
+/// The Shopify signature, computed by openssl (not by the code under test).
+fn openssl_hmac(body: &str) -> String {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl dgst -sha256 -hmac '{SECRET}' -binary | base64"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn shopify_order(id: u64, total: &str, landing: &str, codes: &[&str]) -> String {
+    json!({
+        "id": id, "name": format!("#{id}"), "total_price": total, "currency": "USD",
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "customer": {"id": 7001, "email": "fan@example.com"},
+        "discount_codes": codes.iter().map(|c| json!({"code": c, "amount": "5.00", "type": "percentage"})).collect::<Vec<_>>(),
+        "landing_site": landing, "referring_site": "https://bsky.app/",
+        "note_attributes": [], "source_name": "web"
+    })
+    .to_string()
+}
+
+async fn webhook(
+    base: &str,
+    topic: &str,
+    delivery: &str,
+    body: &str,
+    signature: &str,
+) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/webhooks/shopify"))
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Webhook-Id", delivery)
+        .header("X-Shopify-Hmac-Sha256", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn report(clarion: &Clarion) -> Value {
+    let out = clarion.ok(&["report", "campaign", "spring", "--format", "json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn row<'a>(rows: &'a Value, key: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == json!(key))
+        .unwrap_or_else(|| panic!("no row {key} in {rows}"))
+}
+
+async fn click_to_order(db: Option<TestDb>) {
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels =
+        "[attribution]\nshopify_secret = { env = \"E2E_SHOPIFY_SECRET\" }\n".into();
+    let mut clarion = Clarion::new(db, &settings);
+    clarion.env = vec![("E2E_SHOPIFY_SECRET".into(), SECRET.into())];
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
+    let run = clarion.run();
+    run.ready().await;
+    let base = format!("http://127.0.0.1:{}", run.port);
+
+    // A creator's link, used on the `sink` channel.
+    let short = clarion.ok(&[
+        "links",
+        "create",
+        "https://shop.test/products/tee?color=blue",
+        "--campaign",
+        "spring",
+        "--creator",
+        "ann",
+        "--channel",
+        "sink",
+    ]);
+    let short = short.trim();
+    assert!(short.starts_with(&format!("{base}/r/")), "{short}");
+    let refused = clarion.cli(&["links", "create", "https://x.test", "--creator", "ann"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs its campaign"),
+        "{refused:?}"
+    );
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Discord unfurls the link: redirected, never counted.
+    let bot = client
+        .get(short)
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot.status().as_u16(), 302);
+    // A person clicks.
+    let person = client
+        .get(short)
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .header("Referer", "https://bsky.app/profile/ann.bsky.social")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(person.status().as_u16(), 302);
+    let location = person.headers()["location"].to_str().unwrap().to_owned();
+    let url = reqwest::Url::parse(&location).unwrap();
+    assert_eq!(url.host_str(), Some("shop.test"), "{location}");
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    assert_eq!(params["color"], "blue", "{location}");
+    assert_eq!(params["utm_source"], "webhook", "{location}");
+    assert_eq!(params["utm_medium"], "kol", "{location}");
+    assert_eq!(params["utm_campaign"], "spring", "{location}");
+    let cid = params["clarion_cid"].clone();
+    assert!(cid.len() >= 12, "{location}");
+    // An unknown code is 404, whatever the request asks for.
+    let unknown = client
+        .get(format!("{base}/r/nope?to=https://evil.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert!(unknown.headers().get("location").is_none());
+
+    // The clicks are written in batches: wait for them.
+    let written = wait_until(Duration::from_secs(10), || async {
+        let ls = clarion.ok(&["links", "ls", "--json"]);
+        let link: Value = serde_json::from_str(ls.lines().next().unwrap_or("{}")).unwrap();
+        link["clicks"] == json!(1) && link["bot_fetches"] == json!(1)
+    })
+    .await;
+    assert!(written, "{}", clarion.ok(&["links", "ls"]));
+
+    // A forged signature and a malformed body change nothing.
+    let order = shopify_order(
+        820982911946154508,
+        "40.00",
+        &format!("/products/tee?color=blue&clarion_cid={cid}"),
+        &[],
+    );
+    let forged = openssl_hmac(&format!("{order} "));
+    let (status, _) = webhook(&base, "orders/create", "d-0", &order, &forged).await;
+    assert_eq!(status, 401);
+    let (status, _) = webhook(&base, "orders/create", "d-1", &order, "").await;
+    assert_eq!(status, 401);
+    let broken = r#"{"id": 1, "total_price": "abc", "currency": "USD"}"#;
+    let (status, body) =
+        webhook(&base, "orders/create", "d-2", broken, &openssl_hmac(broken)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("total_price"), "{body}");
+    assert_eq!(report(&clarion)["total"]["orders"], json!(0));
+
+    // The signed order, then its replay and a second delivery of it.
+    let signature = openssl_hmac(&order);
+    let (status, body) = webhook(&base, "orders/create", "d-3", &order, &signature).await;
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("stored")),
+        "{body}"
+    );
+    let (_, body) = webhook(&base, "orders/create", "d-3", &order, &signature).await;
+    assert_eq!(body["outcome"], json!("replayed_delivery"));
+    let (_, body) = webhook(&base, "orders/paid", "d-4", &order, &signature).await;
+    assert_eq!(body["outcome"], json!("duplicate"));
+
+    // A second order with bob's code and no click: the code decides.
+    let coded = shopify_order(820982911946154509, "25.00", "/", &["bob15"]);
+    let (status, _) = webhook(&base, "orders/create", "d-5", &coded, &openssl_hmac(&coded)).await;
+    assert_eq!(status, 200);
+
+    let r = report(&clarion);
+    assert_eq!(r["model"], json!("last-click/7d"));
+    assert_eq!(r["total"]["orders"], json!(2), "{r}");
+    assert_eq!(r["total"]["revenue_minor"], json!(6500), "{r}");
+    assert_eq!(r["total"]["clicks"], json!(1), "{r}");
+    assert_eq!(r["total"]["bot_fetches"], json!(1), "{r}");
+    let ann = row(&r["by_creator"], "ann");
+    assert_eq!(ann["revenue_minor"], json!(4000), "{r}");
+    assert_eq!(ann["orders"], json!(1));
+    // Fee 100.00 + 10% of 40.00.
+    assert_eq!(ann["cost_minor"], json!(10400), "{r}");
+    assert_eq!(row(&r["by_creator"], "bob")["revenue_minor"], json!(2500));
+    assert_eq!(row(&r["by_channel"], "sink")["revenue_minor"], json!(4000));
+
+    // A refund of 10.00 on the first order.
+    let refund = json!({
+        "id": 509562969, "order_id": 820982911946154508u64,
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "transactions": [{"kind": "refund", "status": "success", "amount": "10.00", "currency": "USD"}],
+        "refund_line_items": []
+    })
+    .to_string();
+    let (status, body) = webhook(
+        &base,
+        "refunds/create",
+        "d-6",
+        &refund,
+        &openssl_hmac(&refund),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r = report(&clarion);
+    assert_eq!(
+        row(&r["by_creator"], "ann")["revenue_minor"],
+        json!(3000),
+        "{r}"
+    );
+
+    // Other models over the same data; the chart is an SVG.
+    let linear = clarion.ok(&[
+        "report", "campaign", "spring", "--model", "linear", "--format", "json",
+    ]);
+    let linear: Value = serde_json::from_str(&linear).unwrap();
+    assert_eq!(linear["model"], json!("linear/7d"));
+    assert_eq!(linear["total"]["revenue_minor"], json!(5500), "{linear}");
+    let svg = clarion.ok(&["report", "campaign", "spring", "--format", "svg"]);
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    let csv = clarion.ok(&["report", "campaign", "spring", "--format", "csv"]);
+    assert!(
+        csv.lines().any(|l| l.starts_with("creator,ann,1,")),
+        "{csv}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn click_to_order_sqlite() {
+    click_to_order(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn click_to_order_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        click_to_order(Some(db)).await;
+    }
+}
