@@ -302,6 +302,24 @@ struct SentMessage {
     guild_id: Option<GuildId>,
 }
 
+/// The threads the bot started from one configured channel, shared by that
+/// channel's adapter (which starts them) and listener (which must hear every
+/// message in them). The gateway's THREAD_CREATE tells the listener too, but
+/// serenity runs each event in its own task, so a message written at once in
+/// a new thread could be handled before it; knowing the thread at creation
+/// closes that gap. Process-wide because the adapter and the listener are
+/// built separately from the same config.
+fn bot_threads(channel: ChannelId) -> Arc<listen::BotThreads> {
+    static SHARED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<ChannelId, Arc<listen::BotThreads>>>,
+    > = std::sync::OnceLock::new();
+    let shared = SHARED.get_or_init(Default::default);
+    match shared.lock() {
+        Ok(mut map) => map.entry(channel).or_default().clone(),
+        Err(_) => Arc::default(),
+    }
+}
+
 /// The fields of a created thread Clarion needs.
 #[derive(Debug, Deserialize)]
 struct CreatedThread {
@@ -648,6 +666,7 @@ impl ChannelAdapter for DiscordAdapter {
             let message = self.payload(&request, &[], self.channel_id, None)?;
             let body = serde_json::json!({"name": name, "message": message});
             let thread: CreatedThread = self.post_json(route, &body).await?;
+            bot_threads(self.channel_id).started(thread.id);
             let first = SentMessage {
                 id: MessageId::new(thread.id.get()),
                 guild_id: thread.guild_id,
@@ -660,6 +679,7 @@ impl ChannelAdapter for DiscordAdapter {
         // Type 11: a public thread; 10080 minutes: the longest auto-archive.
         let body = serde_json::json!({"name": name, "type": 11, "auto_archive_duration": 10080});
         let thread: CreatedThread = self.post_json(route, &body).await?;
+        bot_threads(self.channel_id).started(thread.id);
         let mut receipt = self.send(thread.id, None, &request).await?;
         if receipt.url.is_none()
             && let (Some(guild), Some(id)) =

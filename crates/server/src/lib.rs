@@ -67,6 +67,19 @@ pub struct AppState {
     pub analytics: clarion_analytics::Analytics,
 }
 
+impl axum::extract::FromRef<AppState> for clarion_analytics::Analytics {
+    fn from_ref(state: &AppState) -> Self {
+        state.analytics.clone()
+    }
+}
+
+/// Only the tracked-link redirect, for measuring it alone.
+pub fn redirect_router(analytics: clarion_analytics::Analytics) -> Router {
+    Router::new()
+        .route("/r/{code}", get(api::follow_link::handler))
+        .with_state(analytics)
+}
+
 /// A tracked link as the API and the CLI show it.
 pub fn link_view(
     links: &clarion_analytics::Links,

@@ -250,32 +250,14 @@ impl Store {
         {
             return Ok(OrderIngest::ReplayedDelivery);
         }
-        let codes = serde_json::to_string(&order.discount_codes)
-            .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
-        let inserted = shop_order::Entity::insert(shop_order::ActiveModel {
-            id: NotSet,
-            source: Set(order.source.clone()),
-            order_id: Set(order.order_id.clone()),
-            amount_minor: Set(order.amount_minor),
-            currency: Set(order.currency),
-            at_ms: Set(order.at_ms),
-            customer_key: Set(order.customer_key),
-            click_id: Set(order.click_id),
-            discount_codes: Set(codes),
-            utm_source: Set(order.utm_source),
-            utm_medium: Set(order.utm_medium),
-            utm_campaign: Set(order.utm_campaign),
-            utm_content: Set(order.utm_content),
-            refunded_minor: Set(0),
-            received_at_ms: Set(now_ms()),
-        })
-        .on_conflict(
-            OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
+        let inserted = shop_order::Entity::insert(active_order(&order)?)
+            .on_conflict(
+                OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
         if inserted == 0 {
             // The delivery is remembered: the same order again is no news.
             txn.commit().await?;
@@ -284,6 +266,32 @@ impl Store {
         let stored = find_order(&txn, &order.source, &order.order_id).await?;
         txn.commit().await?;
         Ok(OrderIngest::Stored(stored.map(Box::new)))
+    }
+
+    /// Stores many orders at once without crediting them (a bulk load:
+    /// `Attributor::recompute` credits them after). Known ids are skipped.
+    pub async fn load_orders(&self, orders: &[NewOrder]) -> Result<(), StoreError> {
+        let rows = orders
+            .iter()
+            .map(active_order)
+            .collect::<Result<Vec<_>, _>>()?;
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let mut rows = rows.into_iter().peekable();
+        let per_insert = rows_per_insert::<shop_order::Entity>();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
+            shop_order::Entity::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
     }
 
     /// Stores a refund and reduces its order's net amount, at once.
@@ -491,6 +499,29 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// The row for a new order.
+fn active_order(order: &NewOrder) -> Result<shop_order::ActiveModel, StoreError> {
+    let codes = serde_json::to_string(&order.discount_codes)
+        .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
+    Ok(shop_order::ActiveModel {
+        id: NotSet,
+        source: Set(order.source.clone()),
+        order_id: Set(order.order_id.clone()),
+        amount_minor: Set(order.amount_minor),
+        currency: Set(order.currency.clone()),
+        at_ms: Set(order.at_ms),
+        customer_key: Set(order.customer_key.clone()),
+        click_id: Set(order.click_id.clone()),
+        discount_codes: Set(codes),
+        utm_source: Set(order.utm_source.clone()),
+        utm_medium: Set(order.utm_medium.clone()),
+        utm_campaign: Set(order.utm_campaign.clone()),
+        utm_content: Set(order.utm_content.clone()),
+        refunded_minor: Set(0),
+        received_at_ms: Set(now_ms()),
+    })
 }
 
 async fn take_delivery(

@@ -164,10 +164,10 @@ pub(super) struct DiscordListener {
     threads: Arc<BotThreads>,
 }
 
-/// The ids of threads the bot owns, shared with serenity's event handler.
-/// Outlives sessions; a thread stays until the process ends (a few ids).
+/// The ids of threads the bot owns, shared with serenity's event handler
+/// and with the adapter that starts them ([`super::bot_threads`]).
 #[derive(Default)]
-struct BotThreads(std::sync::Mutex<HashSet<ChannelId>>);
+pub(super) struct BotThreads(std::sync::Mutex<HashSet<ChannelId>>);
 
 impl BotThreads {
     fn learn(&self, bot: UserId, threads: &[GuildChannel]) {
@@ -178,6 +178,13 @@ impl BotThreads {
                     .filter(|t| t.owner_id == Some(bot))
                     .map(|t| t.id),
             );
+        }
+    }
+
+    /// A thread this process just started.
+    pub(super) fn started(&self, id: ChannelId) {
+        if let Ok(mut ids) = self.0.lock() {
+            ids.insert(id);
         }
     }
 
@@ -402,7 +409,7 @@ impl DiscordListener {
             wait: WAIT,
             idle: IDLE,
             state: tokio::sync::Mutex::default(),
-            threads: Arc::default(),
+            threads: super::bot_threads(s.channel_id),
         }
     }
 

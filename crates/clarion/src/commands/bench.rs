@@ -47,6 +47,10 @@ pub enum BenchCommand {
     Ingest(super::bench_ingest::IngestArgs),
     /// Reply latency: a manager's answer in the bridge chat to its status on Mastodon.
     Reply(super::bench_reply::ReplyArgs),
+    /// The tracked-link redirect against a bare 302 handler (the ceiling).
+    Redirect(super::bench_attribution::RedirectArgs),
+    /// Recompute attribution over generated clicks and orders; time a campaign report.
+    Attribution(super::bench_attribution::AttributionArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
@@ -63,6 +67,10 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
         BenchCommand::Chaos(args) => return super::chaos::run(args).await,
         BenchCommand::Ingest(args) => return super::bench_ingest::run(args).await,
         BenchCommand::Reply(args) => return super::bench_reply::run(args, config).await,
+        BenchCommand::Redirect(args) => return super::bench_attribution::redirect(args).await,
+        BenchCommand::Attribution(args) => {
+            return super::bench_attribution::attribution(args).await;
+        }
     };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;

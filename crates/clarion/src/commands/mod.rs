@@ -2,6 +2,7 @@
 
 pub mod attribution;
 pub mod bench;
+pub mod bench_attribution;
 pub mod bench_create;
 pub mod bench_ingest;
 pub mod bench_reply;

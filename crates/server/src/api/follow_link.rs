@@ -12,10 +12,8 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use clarion_analytics::Visit;
 
-use crate::AppState;
-
 pub async fn handler(
-    State(state): State<AppState>,
+    State(analytics): State<clarion_analytics::Analytics>,
     Path(code): Path<String>,
     headers: HeaderMap,
     extensions: Extensions,
@@ -35,7 +33,7 @@ pub async fn handler(
         referrer: text(REFERER.as_str()),
         ip: &ip,
     };
-    match state.analytics.redirector.follow(visit).await {
+    match analytics.redirector.follow(visit).await {
         Ok(Some(location)) => match HeaderValue::from_str(&location) {
             Ok(location) => (
                 StatusCode::FOUND,
