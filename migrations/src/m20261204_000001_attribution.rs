@@ -228,6 +228,20 @@ impl MigrationTrait for Migration {
         .await?;
         index(
             manager,
+            "ix_clicks_campaign",
+            Clicks::Table,
+            vec![
+                Clicks::Campaign.into_iden(),
+                Clicks::Creator.into_iden(),
+                Clicks::Channel.into_iden(),
+                Clicks::PostId.into_iden(),
+                Clicks::IsBot.into_iden(),
+            ],
+            false,
+        )
+        .await?;
+        index(
+            manager,
             "ix_clicks_visitor",
             Clicks::Table,
             vec![Clicks::VisitorKey.into_iden(), Clicks::AtMs.into_iden()],

@@ -7,11 +7,11 @@
 //! converted). Impressions and engagements come from post metrics where
 //! they are known; without them the rates that need them are empty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate};
 use clarion_attribution::{Campaign, Totals};
-use clarion_store::Store;
+use clarion_store::{CreditGroup, Store};
 use serde::Serialize;
 
 use crate::{AnalyticsError, Attributor, ModelKey};
@@ -67,9 +67,10 @@ pub struct CampaignReport {
     pub other_currency_orders: i64,
 }
 
+/// Clicks, bot fetches, orders and revenue of one row, before the ratios.
 #[derive(Default)]
 struct Acc {
-    orders: BTreeSet<i32>,
+    orders: i64,
     revenue: i64,
     clicks: i64,
     bots: i64,
@@ -82,7 +83,7 @@ impl Acc {
             totals: Totals {
                 posts_contracted: contracted,
                 clicks: self.clicks,
-                orders: self.orders.len() as i64,
+                orders: self.orders,
                 revenue_minor: self.revenue,
                 cost_minor,
                 ..Totals::default()
@@ -95,7 +96,8 @@ impl Acc {
 }
 
 /// Builds the report of `campaign` under `key` (computing credits under
-/// `key` first if some orders have none yet).
+/// `key` first if some orders have none yet). Sums and counts are made by
+/// the database; only one row per group comes back.
 pub async fn campaign_report(
     store: &Store,
     attributor: &Attributor,
@@ -103,62 +105,65 @@ pub async fn campaign_report(
     key: ModelKey,
 ) -> Result<CampaignReport, AnalyticsError> {
     attributor.ensure(key).await?;
-    let credits = store
-        .credits(&key.to_string(), Some(&campaign.name))
-        .await?;
-    let clicks = store.campaign_clicks(&campaign.name).await?;
+    let model = key.to_string();
     let currency = campaign.currency.to_string();
-
-    let mut total = Acc::default();
-    let mut creators: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut channels: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut posts: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut days: BTreeMap<NaiveDate, (BTreeSet<i32>, i64)> = BTreeMap::new();
-    let mut other_currency: BTreeSet<i32> = BTreeSet::new();
+    let sums = |by| store.campaign_credit_sums(&model, &campaign.name, &currency, by);
+    let fill = |rows: Vec<clarion_store::CreditSum>, none: &str| {
+        let mut map: BTreeMap<String, Acc> = BTreeMap::new();
+        for r in rows {
+            let acc = map
+                .entry(r.key.unwrap_or_else(|| none.to_owned()))
+                .or_default();
+            acc.orders += r.orders;
+            acc.revenue += r.revenue_minor.unwrap_or(0);
+        }
+        map
+    };
+    let mut total = fill(sums(CreditGroup::Total).await?, "total")
+        .remove("total")
+        .unwrap_or_default();
+    let mut creators = fill(sums(CreditGroup::Creator).await?, NO_CREATOR);
+    creators.remove(NO_CREATOR);
     for creator in &campaign.creators {
         creators.entry(creator.name.clone()).or_default();
     }
-    for credit in &credits {
-        if credit.currency != currency {
-            other_currency.insert(credit.order_row_id);
-            continue;
-        }
+    let mut channels = fill(sums(CreditGroup::Channel).await?, NO_CHANNEL);
+    let mut posts: BTreeMap<String, Acc> = fill(sums(CreditGroup::Post).await?, NO_POST)
+        .into_iter()
+        .map(|(k, acc)| (post_label(&k), acc))
+        .collect();
+    for c in store.campaign_click_counts(&campaign.name).await? {
         let add = |acc: &mut Acc| {
-            acc.orders.insert(credit.order_row_id);
-            acc.revenue += credit.amount_minor;
-        };
-        add(&mut total);
-        if let Some(creator) = &credit.creator {
-            add(creators.entry(creator.clone()).or_default());
-        }
-        add(channels
-            .entry(label(credit.channel.as_deref(), "(no channel)"))
-            .or_default());
-        add(posts.entry(post_label(credit.post_id)).or_default());
-        let date = DateTime::from_timestamp_millis(credit.order_at_ms)
-            .map(|t| t.date_naive())
-            .unwrap_or_default();
-        let day = days.entry(date).or_default();
-        day.0.insert(credit.order_row_id);
-        day.1 += credit.amount_minor;
-    }
-    for click in &clicks {
-        let add = |acc: &mut Acc| {
-            if click.is_bot {
-                acc.bots += 1;
+            if c.is_bot {
+                acc.bots += c.n;
             } else {
-                acc.clicks += 1;
+                acc.clicks += c.n;
             }
         };
         add(&mut total);
-        if let Some(creator) = &click.creator {
+        if let Some(creator) = &c.creator {
             add(creators.entry(creator.clone()).or_default());
         }
         add(channels
-            .entry(label(click.channel.as_deref(), "(no channel)"))
+            .entry(c.channel.clone().unwrap_or_else(|| NO_CHANNEL.to_owned()))
             .or_default());
-        add(posts.entry(post_label(click.post_id)).or_default());
+        let post = c
+            .post_id
+            .map_or_else(|| NO_POST.to_owned(), |p| p.to_string());
+        add(posts.entry(post_label(&post)).or_default());
     }
+    let daily = sums(CreditGroup::Day)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let day: i64 = r.key?.parse().ok()?;
+            Some(Day {
+                date: DateTime::from_timestamp_millis(day * DAY_MS)?.date_naive(),
+                orders: r.orders,
+                revenue_minor: r.revenue_minor.unwrap_or(0),
+            })
+        })
+        .collect::<Vec<_>>();
 
     let mut total_cost = 0;
     let mut total_contracted = 0;
@@ -173,10 +178,15 @@ pub async fn campaign_report(
             acc.row(name.clone(), cost, contracted)
         })
         .collect();
+    let mut daily = daily;
+    daily.sort_by_key(|d| d.date);
     Ok(CampaignReport {
         campaign: campaign.name.clone(),
         title: campaign.title.clone(),
-        model: key.to_string(),
+        other_currency_orders: store
+            .campaign_other_currency_orders(&model, &campaign.name, &currency)
+            .await?,
+        model,
         currency,
         budget_minor: campaign.budget_minor,
         total: total.row("total".into(), total_cost, total_contracted),
@@ -189,22 +199,19 @@ pub async fn campaign_report(
             .iter()
             .map(|(k, acc)| acc.row(k.clone(), 0, 0))
             .collect(),
-        daily: days
-            .into_iter()
-            .map(|(date, (orders, revenue))| Day {
-                date,
-                orders: orders.len() as i64,
-                revenue_minor: revenue,
-            })
-            .collect(),
-        other_currency_orders: other_currency.len() as i64,
+        daily,
     })
 }
 
-fn label(value: Option<&str>, none: &str) -> String {
-    value.unwrap_or(none).to_owned()
-}
+const DAY_MS: i64 = 86_400_000;
+const NO_CREATOR: &str = "(no creator)";
+const NO_CHANNEL: &str = "(no channel)";
+const NO_POST: &str = "(no post)";
 
-fn post_label(post: Option<i32>) -> String {
-    post.map_or_else(|| "(no post)".to_owned(), |p| format!("post {p}"))
+fn post_label(post: &str) -> String {
+    if post == NO_POST {
+        post.to_owned()
+    } else {
+        format!("post {post}")
+    }
 }

@@ -99,6 +99,35 @@ pub struct NewCredit {
     pub decided_by: String,
 }
 
+/// Clicks of one combination, counted by the database.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct ClickCount {
+    pub creator: Option<String>,
+    pub channel: Option<String>,
+    pub post_id: Option<i32>,
+    pub is_bot: bool,
+    pub n: i64,
+}
+
+/// How [`Store::campaign_credit_sums`] groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditGroup {
+    Total,
+    Creator,
+    Channel,
+    Post,
+    /// Days since the epoch (UTC) of the order.
+    Day,
+}
+
+/// Revenue and distinct orders of one group.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct CreditSum {
+    pub key: Option<String>,
+    pub revenue_minor: Option<i64>,
+    pub orders: i64,
+}
+
 /// What [`AttributionClick`] reads.
 const ATTRIBUTION_COLUMNS: [click::Column; 9] = [
     click::Column::Id,
@@ -490,14 +519,92 @@ impl Store {
         Ok(query.all(&self.db).await?)
     }
 
-    /// Counted clicks and bot fetches of a campaign, by channel and creator:
-    /// `(channel, creator, post_id, counted, bots)`.
-    pub async fn campaign_clicks(&self, campaign: &str) -> Result<Vec<click::Model>, StoreError> {
+    /// A campaign's clicks counted in the database, per distinct
+    /// (creator, channel, post, bot) combination.
+    pub async fn campaign_click_counts(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<ClickCount>, StoreError> {
         Ok(click::Entity::find()
+            .select_only()
+            .column(click::Column::Creator)
+            .column(click::Column::Channel)
+            .column(click::Column::PostId)
+            .column(click::Column::IsBot)
+            .column_as(Expr::col(click::Column::Id).count(), "n")
             .filter(click::Column::Campaign.eq(campaign))
-            .order_by_asc(click::Column::AtMs)
+            .group_by(click::Column::Creator)
+            .group_by(click::Column::Channel)
+            .group_by(click::Column::PostId)
+            .group_by(click::Column::IsBot)
+            .into_model::<ClickCount>()
             .all(&self.db)
             .await?)
+    }
+
+    /// A campaign's credits under `model_key` in `currency`, summed in the
+    /// database per value of `by`: revenue, and distinct orders (an order
+    /// shared by several touches counts once).
+    pub async fn campaign_credit_sums(
+        &self,
+        model_key: &str,
+        campaign: &str,
+        currency: &str,
+        by: CreditGroup,
+    ) -> Result<Vec<CreditSum>, StoreError> {
+        let key = match by {
+            CreditGroup::Total => Expr::val("total").cast_as("TEXT"),
+            CreditGroup::Creator => Expr::col(order_credit::Column::Creator).cast_as("TEXT"),
+            CreditGroup::Channel => Expr::col(order_credit::Column::Channel).cast_as("TEXT"),
+            CreditGroup::Post => Expr::col(order_credit::Column::PostId).cast_as("TEXT"),
+            CreditGroup::Day => Expr::col(order_credit::Column::OrderAtMs)
+                .div(86_400_000)
+                .cast_as("TEXT"),
+        };
+        let mut query = order_credit::Entity::find()
+            .select_only()
+            .column_as(key, "key")
+            .column_as(
+                Expr::col(order_credit::Column::AmountMinor)
+                    .sum()
+                    .cast_as("BIGINT"),
+                "revenue_minor",
+            )
+            .column_as(
+                Expr::col(order_credit::Column::OrderRowId).count_distinct(),
+                "orders",
+            )
+            .filter(order_credit::Column::ModelKey.eq(model_key))
+            .filter(order_credit::Column::Campaign.eq(campaign))
+            .filter(order_credit::Column::Currency.eq(currency));
+        if by != CreditGroup::Total {
+            // By the output name: PostgreSQL does not see two bound copies
+            // of the day's divisor as one expression.
+            query = query.group_by(Expr::col("key"));
+        }
+        Ok(query.into_model::<CreditSum>().all(&self.db).await?)
+    }
+
+    /// Distinct orders of a campaign credited in another currency.
+    pub async fn campaign_other_currency_orders(
+        &self,
+        model_key: &str,
+        campaign: &str,
+        currency: &str,
+    ) -> Result<i64, StoreError> {
+        let n: Option<i64> = order_credit::Entity::find()
+            .select_only()
+            .column_as(
+                Expr::col(order_credit::Column::OrderRowId).count_distinct(),
+                "n",
+            )
+            .filter(order_credit::Column::ModelKey.eq(model_key))
+            .filter(order_credit::Column::Campaign.eq(campaign))
+            .filter(order_credit::Column::Currency.ne(currency))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(n.unwrap_or(0))
     }
 }
 

@@ -21,7 +21,8 @@ mod targets;
 
 pub use adapter_state::DbAdapterStore;
 pub use attribution::{
-    AttributionClick, NewClick, NewCredit, NewLink, NewOrder, NewRefund, OrderIngest,
+    AttributionClick, ClickCount, CreditGroup, CreditSum, NewClick, NewCredit, NewLink, NewOrder,
+    NewRefund, OrderIngest,
 };
 pub use connect::{DbPool, Store};
 pub use edits::{

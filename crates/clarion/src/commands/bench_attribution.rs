@@ -117,6 +117,8 @@ async fn serve(router: axum::Router) -> anyhow::Result<String> {
 }
 
 struct Measured {
+    /// Requests sent, warm-up included (each one is a click).
+    sent: usize,
     per_sec: f64,
     p50: Duration,
     p99: Duration,
@@ -159,6 +161,7 @@ async fn drive(url: &str, args: &RedirectArgs) -> anyhow::Result<Measured> {
     all.sort();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Ok(Measured {
+        sent: all.len() + args.concurrency,
         per_sec: all.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
