@@ -17,9 +17,11 @@
 //!
 //! # What is captured
 //!
-//! - **Mention**: a guild message whose `mentions` names the bot. Role
-//!   mentions (`mention_roles`) and `@everyone` are not followed: knowing the
-//!   bot's roles needs the member cache or a request per guild.
+//! - **Mention**: a guild message whose `mentions` names the bot, or whose
+//!   `mention_roles` names one of the bot's roles in the configured guild
+//!   (read with `GET /guilds/{guild_id}/members/{bot}` at each session start;
+//!   needs `guild_id`; without it, or when Discord refuses the read, role
+//!   mentions are not followed). `@everyone` is not followed.
 //! - **Reply**: an answer to one of the bot's own messages (the gateway's
 //!   `referenced_message.author`, or a message this process saw the bot send).
 //!   It wins over Mention when both apply (a reply with its ping on).
@@ -119,7 +121,7 @@ use serenity::model::channel::{GuildChannel, Message, MessageReferenceKind, Mess
 use serenity::model::event::ThreadListSyncEvent;
 use serenity::model::gateway::{GatewayIntents, Ready};
 use serenity::model::guild::Guild;
-use serenity::model::id::{ChannelId, GuildId, MessageId, UserId};
+use serenity::model::id::{ChannelId, GuildId, MessageId, RoleId, UserId};
 use serenity::model::user::{CurrentUser, User};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -162,6 +164,8 @@ pub(super) struct DiscordListener {
     state: tokio::sync::Mutex<State>,
     /// Threads the bot started: every message in them is an answer.
     threads: Arc<BotThreads>,
+    /// The bot's roles in the configured guild: mentioning one mentions it.
+    roles: Arc<std::sync::RwLock<HashSet<RoleId>>>,
 }
 
 /// The ids of threads the bot owns, shared with serenity's event handler
@@ -335,6 +339,14 @@ struct Handler {
     bot: UserId,
     signals: mpsc::UnboundedSender<Signal>,
     threads: Arc<BotThreads>,
+    roles: Arc<std::sync::RwLock<HashSet<RoleId>>>,
+}
+
+/// Whether `message` names one of `roles`.
+fn mentions_role(message: &Message, roles: &std::sync::RwLock<HashSet<RoleId>>) -> bool {
+    roles
+        .read()
+        .is_ok_and(|roles| message.mention_roles.iter().any(|r| roles.contains(r)))
 }
 
 #[async_trait]
@@ -362,11 +374,18 @@ impl EventHandler for Handler {
             || message.guild_id.is_none()
             || message.message_reference.is_some()
             || message.mentions.iter().any(|u| u.id == self.bot)
+            || mentions_role(&message, &self.roles)
             || self.threads.contains(message.channel_id);
         if wanted {
             let _ = self.signals.send(Signal::Message(Box::new(message)));
         }
     }
+}
+
+/// The part of `GET /guilds/{id}/members/{user}` the listener reads.
+#[derive(Debug, Deserialize)]
+struct BotMember {
+    roles: Vec<RoleId>,
 }
 
 /// The part of `GET /gateway/bot` the listener reads.
@@ -410,6 +429,7 @@ impl DiscordListener {
             idle: IDLE,
             state: tokio::sync::Mutex::default(),
             threads: super::bot_threads(s.channel_id),
+            roles: Arc::default(),
         }
     }
 
@@ -447,9 +467,33 @@ impl DiscordListener {
         })
     }
 
+    /// Reads the bot's roles in the configured guild. A refusal (no
+    /// `guild_id`, not a member, no access) leaves role mentions unfollowed.
+    async fn learn_roles(&self, bot: UserId) {
+        let Some(guild_id) = self.guild_id else {
+            return;
+        };
+        let route = Route::GuildMember {
+            guild_id,
+            user_id: bot,
+        };
+        match self.get::<BotMember>(route, &[]).await {
+            Ok(member) => {
+                if let Ok(mut roles) = self.roles.write() {
+                    *roles = member.roles.into_iter().collect();
+                }
+            }
+            Err(e) => tracing::warn!(
+                guild = guild_id.get(),
+                "discord listener: cannot read the bot's roles, role mentions are not followed: {e}"
+            ),
+        }
+    }
+
     /// Checks the token, reads the gateway URL and starts serenity's client.
     async fn start(&self) -> Result<Session, PublishError> {
         let me: CurrentUser = self.get(Route::UserMe, &[]).await?;
+        self.learn_roles(me.id).await;
         let gateway: BotGateway = self.get(Route::GatewayBot, &[]).await?;
         if let Some(limit) = gateway.session_start_limit.filter(|l| l.remaining == 0) {
             return Err(PublishError::new(
@@ -472,6 +516,7 @@ impl DiscordListener {
             bot: me.id,
             signals: tx.clone(),
             threads: self.threads.clone(),
+            roles: self.roles.clone(),
         };
         let mut client: Client = ClientBuilder::new_with_http(http.build(), self.intents)
             .event_handler(handler)
@@ -692,7 +737,8 @@ impl DiscordListener {
         let dm = source == Source::Gateway && message.guild_id.is_none();
         let answers_bot = referenced.is_some_and(|p| p.author.id == bot)
             || parent.is_some_and(|(_, id)| known.by_bot(id));
-        let mentions_bot = message.mentions.iter().any(|u| u.id == bot);
+        let mentions_bot =
+            message.mentions.iter().any(|u| u.id == bot) || mentions_role(message, &self.roles);
         let kind = if dm {
             EngagementKind::Dm
         } else if answers_bot || self.threads.contains(message.channel_id) {
@@ -1029,6 +1075,12 @@ mod tests {
         match (method.as_str(), path) {
             ("GET", "/api/v10/users/@me") => axum::Json(user(BOT, "clarion", true)).into_response(),
             ("GET", "/api/v10/gateway") => axum::Json(json!({"url": gateway_url})).into_response(),
+            // The bot's member record: role 4343 is its managed role.
+            ("GET", "/api/v10/guilds/77/members/4242") => axum::Json(json!({
+                "user": user(BOT, "clarion", true), "roles": ["4343"],
+                "joined_at": "2024-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "flags": 0
+            }))
+            .into_response(),
             ("GET", "/api/v10/gateway/bot") => axum::Json(json!({
                 "url": gateway_url, "shards": 1,
                 "session_start_limit": {
@@ -1497,6 +1549,23 @@ mod tests {
             listener.threads.contains(ChannelId::new(600))
         })
         .await;
+
+        // A mention of the bot's role is a mention; of another role, not.
+        let mut by_role = in_guild(
+            message(id_at(4), CHANNEL, ann(), "<@&4343> help"),
+            GUILD,
+            None,
+        );
+        by_role["mention_roles"] = json!(["4343"]);
+        let mut other_role = in_guild(message(id_at(5), CHANNEL, ann(), "<@&999> hi"), GUILD, None);
+        other_role["mention_roles"] = json!(["999"]);
+        fake.send(other_role);
+        fake.send(by_role);
+        let roles = next(&listener, cursor.as_deref()).await.unwrap();
+        assert_eq!(roles.events.len(), 1, "{:?}", roles.events);
+        assert_eq!(roles.events[0].kind, EngagementKind::Mention);
+        assert_eq!(roles.events[0].item_id, id_at(4).to_string());
+        let cursor = roles.cursor.or(cursor);
 
         // Someone else's thread is not ours; in ours, a plain message (no
         // mention, no reply) is an answer, with the author's roles.
