@@ -230,11 +230,114 @@ async fn click_to_order(db: Option<TestDb>) {
     let (status, _) = webhook(&base, "orders/create", "d-5", &coded, &openssl_hmac(&coded)).await;
     assert_eq!(status, 200);
 
+    // A campaign post: its link is rewritten into a tracked link when it
+    // is rendered; with --no-track-links it is sent as written.
+    clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "--campaign",
+        "spring",
+        "--text",
+        "Spring sale! https://shop.test/sale?x=1.",
+    ]);
+    clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "--campaign",
+        "spring",
+        "--no-track-links",
+        "--text",
+        "Raw: https://shop.test/raw",
+    ]);
+    let arrived = wait_until(Duration::from_secs(20), || async {
+        sink.arrivals().len() >= 2
+    })
+    .await;
+    assert!(arrived, "{}", run.log());
+    let texts: Vec<String> = sink
+        .arrivals()
+        .iter()
+        .map(|a| a.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let tracked = texts
+        .iter()
+        .find(|t| t.starts_with("Spring sale!"))
+        .unwrap();
+    assert!(!tracked.contains("shop.test"), "{tracked}");
+    let prefix = format!("{base}/r/");
+    assert!(
+        tracked.contains(&prefix) && tracked.ends_with('.'),
+        "{tracked}"
+    );
+    let post_link = tracked
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_end_matches('.')
+        .to_owned();
+    assert!(
+        texts.iter().any(|t| t == "Raw: https://shop.test/raw"),
+        "{texts:?}"
+    );
+    let followed = client
+        .get(&post_link)
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status().as_u16(), 302, "{post_link}");
+    let location = followed.headers()["location"].to_str().unwrap().to_owned();
+    let url = reqwest::Url::parse(&location).unwrap();
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    assert_eq!(url.path(), "/sale", "{location}");
+    assert_eq!(params["x"], "1", "{location}");
+    assert_eq!(params["utm_medium"], "social", "{location}");
+    assert_eq!(params["utm_campaign"], "spring", "{location}");
+    assert!(params["utm_content"].starts_with("target-"), "{location}");
+    let ls = clarion.ok(&["links", "ls", "--campaign", "spring", "--json"]);
+    let post_links: Vec<Value> = ls
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["post_id"].is_number())
+        .collect();
+    assert_eq!(post_links.len(), 1, "{ls}");
+    assert_eq!(
+        post_links[0]["destination"],
+        json!("https://shop.test/sale?x=1"),
+        "{ls}"
+    );
+
+    // What is checked against the limit is what is sent: the tracked link
+    // is longer than this 20-character channel allows.
+    let long = clarion.cli(&[
+        "post",
+        "create",
+        "-C",
+        "short",
+        "--campaign",
+        "spring",
+        "--text",
+        "https://a.io",
+    ]);
+    let stderr = String::from_utf8_lossy(&long.stderr);
+    assert!(!long.status.success(), "{stderr}");
+    assert!(stderr.contains("with its links tracked"), "{stderr}");
+
     let r = report(&clarion);
     assert_eq!(r["model"], json!("last-click/7d"));
     assert_eq!(r["total"]["orders"], json!(2), "{r}");
     assert_eq!(r["total"]["revenue_minor"], json!(6500), "{r}");
-    assert_eq!(r["total"]["clicks"], json!(1), "{r}");
+    // The creator's link and the post's link (its click may still be queued).
+    let clicks = r["total"]["clicks"].as_i64().unwrap();
+    assert!((1..=2).contains(&clicks), "{r}");
     assert_eq!(r["total"]["bot_fetches"], json!(1), "{r}");
     let ann = row(&r["by_creator"], "ann");
     assert_eq!(ann["revenue_minor"], json!(4000), "{r}");

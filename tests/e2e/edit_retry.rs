@@ -596,6 +596,7 @@ fn one_target_post(source_key: Option<&str>, at: i64, parts: &[&str]) -> NewPost
             parts: parts.iter().map(|p| (*p).to_owned()).collect(),
             media: vec![],
             reply: None,
+            links: Vec::new(),
         }],
     }
 }
@@ -634,6 +635,7 @@ async fn a_claim_between_read_and_write_is_kept(db: TestDb) {
             parts: vec!["new".into()],
             media: vec![],
             reply: None,
+            links: Vec::new(),
         }),
         at_ms: Some(Some(now + 60_000)),
         ..Default::default()

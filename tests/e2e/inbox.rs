@@ -71,6 +71,7 @@ async fn ingest_threads_dedupes_and_fences(db: TestDb) {
                 parts: vec!["launch".into()],
                 media: vec![],
                 reply: None,
+                links: Vec::new(),
             }],
         })
         .await

@@ -26,6 +26,7 @@ fn new_post(due: i64, channels: usize) -> NewPost {
                 parts: vec!["b".into()],
                 media: vec![],
                 reply: None,
+                links: Vec::new(),
             })
             .collect(),
     }

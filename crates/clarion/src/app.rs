@@ -66,9 +66,6 @@ impl App {
                     .collect::<Vec<_>>(),
             )
             .await?;
-        let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library)
-            .with_media_dir(clarion_content::MediaDir::new(config.media_dir()));
-        let inbox = InboxService::new(service.clone(), registry.clone());
         let analytics = clarion_analytics::Analytics::open(
             store.clone(),
             &config.attribution,
@@ -76,6 +73,10 @@ impl App {
             &config.content_dir,
         )
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let service = PostService::new(store.clone(), queue.clone(), registry.clone(), library)
+            .with_media_dir(clarion_content::MediaDir::new(config.media_dir()))
+            .with_link_tracking(analytics.links.base_url());
+        let inbox = InboxService::new(service.clone(), registry.clone());
         Ok(Self {
             analytics,
             config,

@@ -162,6 +162,7 @@ mod tests {
                 parts: vec![body.to_owned()],
                 media: Vec::new(),
                 reply: None,
+                links: Vec::new(),
             }],
         }
     }

@@ -21,6 +21,7 @@ pub(crate) mod content_sync;
 pub(crate) mod edit;
 pub(crate) mod import;
 pub(crate) mod retry;
+mod tracking;
 
 pub use content_sync::SyncReport;
 pub use import::{ImportPost, import_key};
@@ -50,6 +51,8 @@ pub struct PostInput {
     /// The platform message this post answers (an inbox reply): it goes out
     /// as a threaded reply on its one channel.
     pub reply_to: Option<ReplyRef>,
+    /// Keep a campaign post's links as written (not tracked).
+    pub untracked: bool,
 }
 
 /// A post that passed every check of [`PostService::check_many`], ready to
@@ -68,6 +71,8 @@ pub struct PostService {
     group_commit: bool,
     /// Where media named in a request must be (see [`MediaDir`]).
     media: MediaDir,
+    /// `{base}/r/`: campaign posts' links are rewritten into tracked links.
+    link_base: Option<String>,
 }
 
 impl PostService {
@@ -85,7 +90,14 @@ impl PostService {
             writer: Arc::default(),
             group_commit: true,
             media: MediaDir::default(),
+            link_base: None,
         }
+    }
+
+    /// Campaign posts' links become `{base_url}/r/{code}` tracked links.
+    pub fn with_link_tracking(mut self, base_url: &str) -> Self {
+        self.link_base = Some(base_url.trim_end_matches('/').to_owned());
+        self
     }
 
     /// With `false`, every create is its own transaction (how it was before
@@ -266,7 +278,23 @@ impl PostService {
                 "a reply goes to the one channel of the message it answers",
             ));
         }
-        let targets = new_targets(planned, &input.overrides, input.reply_to.as_ref());
+        let links = match (&self.link_base, &input.campaign) {
+            (Some(base), Some(campaign)) if !input.untracked && input.reply_to.is_none() => {
+                let mut planned = planned;
+                let links = tracking::track_links(&mut planned, base, campaign, &self.registry)
+                    .map_err(|m| Refusal::field("body", m))?;
+                (planned, links)
+            }
+            _ => {
+                let none = vec![Vec::new(); planned.len()];
+                (planned, none)
+            }
+        };
+        let (planned, links) = links;
+        let mut targets = new_targets(planned, &input.overrides, input.reply_to.as_ref());
+        for (target, links) in targets.iter_mut().zip(links) {
+            target.links = links;
+        }
         Ok(NewPost {
             source_key: None,
             import_key,
@@ -425,6 +453,7 @@ fn new_targets(
             parts: p.parts,
             media: p.media,
             reply: reply.cloned(),
+            links: Vec::new(),
         })
         .collect()
 }

@@ -102,6 +102,7 @@ mod tests {
                 parts: vec![body.into()],
                 media: Vec::new(),
                 reply: None,
+                links: Vec::new(),
             }],
         }
     }

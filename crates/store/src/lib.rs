@@ -39,7 +39,9 @@ pub use inbox::{
     ConversationDetail, ConversationStatus, ConversationSummary, InboxFilter, IngestOutcome,
     NewInboxReply, ReplyState,
 };
-pub use posts::{NewPost, NewTarget, PostDetail, PostFilter, ReplyRef, SyncOutcome, SyncResult};
+pub use posts::{
+    NewPost, NewTarget, NewTargetLink, PostDetail, PostFilter, ReplyRef, SyncOutcome, SyncResult,
+};
 pub use secret_key::{KEY_FILE_NAME, KEY_MODE_LOG_TARGET, META_SCOPE, SecretKey};
 pub use targets::{AttemptRecord, Claim, ClaimBatch, Enqueue, Finish, StatusCount};
 

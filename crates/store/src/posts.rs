@@ -23,6 +23,20 @@ pub struct NewTarget {
     pub media: Vec<clarion_core::Media>,
     /// Set when this target answers a platform message (an inbox reply).
     pub reply: Option<ReplyRef>,
+    /// Tracked links its text was rewritten to (a campaign post's links):
+    /// registered with the target, in the same transaction.
+    pub links: Vec<NewTargetLink>,
+}
+
+/// A tracked link of a target: `/r/{code}` goes to `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTargetLink {
+    pub code: String,
+    pub destination: String,
+    /// `utm_source`: the channel's platform kind.
+    pub source: String,
+    /// `utm_medium`: social, email.
+    pub medium: String,
 }
 
 /// The platform message a target answers: the thread's root and the
@@ -153,6 +167,18 @@ impl Store {
                 row.id = id;
             }
         }
+        let mut links = Vec::new();
+        for (new, post) in posts.iter().zip(&saved) {
+            for wanted in &new.targets {
+                if let Some(t) = targets
+                    .iter()
+                    .find(|t| t.post_id == post.id && t.channel == wanted.channel)
+                {
+                    links.extend(link_rows(t, wanted, now));
+                }
+            }
+        }
+        insert_links(&txn, links).await?;
         txn.commit().await?;
         let enqueue = enqueue_list(&targets);
         // Targets were made post by post, in order.
@@ -240,6 +266,7 @@ impl Store {
                     let t = new_target_active(post.id, wanted, &new, now)
                         .insert(&txn)
                         .await?;
+                    insert_links(&txn, link_rows(&t, wanted, now)).await?;
                     enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
                 }
                 Some(t) if t.status()?.is_editable() || t.status()? == TargetStatus::Cancelled => {
@@ -260,6 +287,7 @@ impl Store {
                         continue;
                     }
                     if let Some(t) = target::Entity::find_by_id(t.id).one(&txn).await? {
+                        insert_links(&txn, link_rows(&t, wanted, now)).await?;
                         enqueue.extend(enqueue_list(std::slice::from_ref(&t)));
                     }
                 }
@@ -608,6 +636,45 @@ fn new_post_model(new: &NewPost, now: i64) -> post::Model {
         created_at_ms: now,
         updated_at_ms: now,
     }
+}
+
+/// The link rows of a stored target's tracked links.
+fn link_rows(t: &target::Model, wanted: &NewTarget, now: i64) -> Vec<crate::link::ActiveModel> {
+    wanted
+        .links
+        .iter()
+        .map(|l| crate::link::ActiveModel {
+            id: sea_orm::ActiveValue::NotSet,
+            code: Set(l.code.clone()),
+            destination: Set(l.destination.clone()),
+            campaign: Set(t.campaign.clone()),
+            creator: Set(None),
+            channel: Set(Some(t.channel.clone())),
+            source: Set(Some(l.source.clone())),
+            medium: Set(l.medium.clone()),
+            post_id: Set(Some(t.post_id)),
+            target_id: Set(Some(t.id)),
+            created_at_ms: Set(now),
+        })
+        .collect()
+}
+
+/// Registers tracked links. A code is random (62^8 values), so a clash
+/// with a stored one is vanishingly rare; it fails the whole write rather
+/// than send a link that goes somewhere else.
+async fn insert_links(
+    txn: &sea_orm::DatabaseTransaction,
+    links: Vec<crate::link::ActiveModel>,
+) -> Result<(), StoreError> {
+    let mut links = links.into_iter().peekable();
+    let per_insert = rows_per_insert::<crate::link::Entity>();
+    while links.peek().is_some() {
+        let chunk: Vec<_> = links.by_ref().take(per_insert).collect();
+        crate::link::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A new target row as it will be stored (`id` filled in once inserted).

@@ -52,6 +52,9 @@ pub enum PostCommand {
         /// Publish as a thread: the body is split at lines that are exactly `---`.
         #[arg(long)]
         thread: bool,
+        /// Keep a campaign post's links as written (they are tracked links by default).
+        #[arg(long)]
+        no_track_links: bool,
         /// Attach a file from the media folder (media_dir, default content/media), by its path from here or within that folder (repeat for several).
         #[arg(long = "media")]
         media: Vec<std::path::PathBuf>,
@@ -127,6 +130,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
             thread,
             media,
             alts,
+            no_track_links,
         } => {
             let body = match (text, body_file) {
                 (Some(text), _) => text,
@@ -147,6 +151,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 thread,
                 media: describe_media(&media, &alts)?,
                 reply_to: None,
+                untracked: no_track_links,
             };
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);

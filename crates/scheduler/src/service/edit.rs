@@ -147,6 +147,10 @@ impl PostService {
                     .map(|t| t.media())
                     .unwrap_or_default(),
                 reply_to: None,
+                // An edit rewrites stored targets, and tracked links are
+                // registered only with new targets: keep links as written
+                // rather than send codes nothing knows.
+                untracked: true,
             };
             self.prepare(input, None)
                 .map_err(Refusal::into_single)?

@@ -37,6 +37,10 @@ pub struct PostRequest {
     /// `[{"path": "...", "alt": "..."}]` (`POST /api/v1/media` uploads one).
     #[serde(default)]
     pub media: Vec<MediaRequest>,
+    /// `false`: keep a campaign post's links as written instead of tracked
+    /// links (default `true`).
+    #[serde(default)]
+    pub track_links: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +106,7 @@ impl PostRequest {
             thread: self.thread,
             media,
             reply_to: None,
+            untracked: self.track_links == Some(false),
         })
     }
 }
