@@ -11,6 +11,7 @@ mod m20261201_000001_post_import_key;
 mod m20261202_000001_engagement;
 mod m20261203_000001_bridge_threads;
 mod m20261204_000001_attribution;
+mod m20261205_000001_post_metrics;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_engagement::Migration),
             Box::new(m20261203_000001_bridge_threads::Migration),
             Box::new(m20261204_000001_attribution::Migration),
+            Box::new(m20261205_000001_post_metrics::Migration),
         ]
     }
 }

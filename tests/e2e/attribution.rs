@@ -105,10 +105,27 @@ fn row<'a>(rows: &'a Value, key: &str) -> &'a Value {
 async fn click_to_order(db: Option<TestDb>) {
     let sink = Sink::start(SinkRules::default()).await;
     let mut settings = Settings::new(&sink);
-    settings.extra_channels =
-        "[attribution]\nshopify_secret = { env = \"E2E_SHOPIFY_SECRET\" }\n".into();
+    let masto = crate::bridge::Fakes::start().await;
+    settings.extra_channels = format!(
+        r#"
+[[channels]]
+name = "masto"
+kind = "mastodon"
+instance = "{}"
+access_token = {{ env = "E2E_MASTODON_TOKEN" }}
+
+[attribution]
+shopify_secret = {{ env = "E2E_SHOPIFY_SECRET" }}
+metrics_after_secs = [1, 3600]
+metrics_poll_secs = 1
+"#,
+        masto.base
+    );
     let mut clarion = Clarion::new(db, &settings);
-    clarion.env = vec![("E2E_SHOPIFY_SECRET".into(), SECRET.into())];
+    clarion.env = vec![
+        ("E2E_SHOPIFY_SECRET".into(), SECRET.into()),
+        ("E2E_MASTODON_TOKEN".into(), "masto-token".into()),
+    ];
     let campaigns = clarion.dir.path().join("content/campaigns");
     std::fs::create_dir_all(&campaigns).unwrap();
     std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
@@ -330,6 +347,53 @@ async fn click_to_order(db: Option<TestDb>) {
     let stderr = String::from_utf8_lossy(&long.stderr);
     assert!(!long.status.success(), "{stderr}");
     assert!(stderr.contains("with its links tracked"), "{stderr}");
+
+    // Post analytics: a campaign post on Mastodon; a second after it is
+    // published its counts are read and shown in the report.
+    clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "masto",
+        "--campaign",
+        "spring",
+        "--text",
+        "On Mastodon too",
+    ]);
+    let counted = wait_until(Duration::from_secs(30), || async {
+        let r = report(&clarion);
+        r["by_channel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["key"] == json!("masto") && c["engagements"] == json!(12))
+    })
+    .await;
+    assert!(counted, "{}\n{}", report(&clarion), run.log());
+
+    // Best times: the Mastodon post's slot carries its 12 engagements.
+    let grid: Value = serde_json::from_str(&clarion.ok(&[
+        "report",
+        "best-times",
+        "--channel",
+        "masto",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let slots: Vec<&Value> = grid["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|day| day.as_array().unwrap())
+        .filter(|s| s["posts"] != json!(0))
+        .collect();
+    assert_eq!(slots.len(), 1, "{grid}");
+    assert_eq!(slots[0]["engagements"], json!(12), "{grid}");
+    let table = clarion.ok(&["report", "best-times"]);
+    assert!(table.contains("fewer than 5 posts"), "{table}");
+    let heatmap = clarion.ok(&["report", "best-times", "--format", "svg"]);
+    assert!(heatmap.starts_with("<svg"), "{heatmap}");
 
     let r = report(&clarion);
     assert_eq!(r["model"], json!("last-click/7d"));

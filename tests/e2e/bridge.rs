@@ -353,6 +353,18 @@ async fn answer(State(state): State<Arc<Mutex<Fake>>>, request: Request) -> Resp
             }))
             .into_response()
         }
+        // A published status with its counts (post analytics).
+        (Method::GET, p) if p.starts_with("/api/v1/statuses/") => {
+            let id = p.trim_start_matches("/api/v1/statuses/");
+            Json(json!({
+                "id": id, "uri": format!("https://masto.test/users/clarion/statuses/{id}"),
+                "url": format!("https://masto.test/@clarion/{id}"), "content": "",
+                "created_at": "2026-11-27T10:01:00.000Z", "visibility": "public",
+                "favourites_count": 7, "reblogs_count": 3, "replies_count": 2,
+                "account": {"id": "1", "username": "clarion", "acct": "clarion"}
+            }))
+            .into_response()
+        }
         // No streaming API here: the listener falls back to polling.
         _ => (
             StatusCode::NOT_FOUND,

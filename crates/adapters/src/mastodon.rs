@@ -32,7 +32,8 @@ use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
     ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media, MediaRule,
-    PublishError, PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle,
+    PostCounts, PublishError, PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef,
+    ThreadStyle,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -510,6 +511,40 @@ impl ChannelAdapter for MastodonAdapter {
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
         self.verify().await.map_err(crate::http::for_check)
     }
+
+    /// `GET /api/v1/statuses/:id`: favourites, reblogs and replies (no views).
+    async fn post_counts(&self, id: &str) -> Result<Option<PostCounts>, PublishError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("`{id}` is not a Mastodon status id"),
+            ));
+        }
+        let (_, body) = self
+            .send(self.request(reqwest::Method::GET, &format!("/api/v1/statuses/{id}")))
+            .await?;
+        let counts: StatusCounts = serde_json::from_str(&body).map_err(|e| {
+            PublishError::new(
+                ErrorClass::Transient,
+                format!("the status answer has no counts: {e}"),
+            )
+        })?;
+        Ok(Some(PostCounts {
+            likes: Some(counts.favourites_count),
+            reposts: Some(counts.reblogs_count),
+            replies: Some(counts.replies_count),
+            quotes: None,
+            views: None,
+        }))
+    }
+}
+
+/// The counts of a Status.
+#[derive(Debug, Deserialize)]
+struct StatusCounts {
+    favourites_count: i64,
+    reblogs_count: i64,
+    replies_count: i64,
 }
 
 impl MastodonAdapter {

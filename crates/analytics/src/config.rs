@@ -27,6 +27,10 @@ pub struct AttributionConfig {
     pub woocommerce_secret: Option<SecretRef>,
     /// Where campaign files live; default `<content_dir>/campaigns`.
     pub campaigns_dir: Option<PathBuf>,
+    /// When after publishing each post's public counts are read (seconds).
+    pub metrics_after_secs: Vec<u64>,
+    /// How often the metrics poller looks for due snapshots (seconds).
+    pub metrics_poll_secs: u64,
 }
 
 impl Default for AttributionConfig {
@@ -39,6 +43,9 @@ impl Default for AttributionConfig {
             shopify_secret: None,
             woocommerce_secret: None,
             campaigns_dir: None,
+            // 1 h, 6 h, 24 h, 72 h, 7 days.
+            metrics_after_secs: vec![3_600, 21_600, 86_400, 259_200, 604_800],
+            metrics_poll_secs: 60,
         }
     }
 }

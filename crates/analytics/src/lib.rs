@@ -12,15 +12,19 @@
 //!   model at once.
 //! - [`Attributor`]: credits orders to touches under any model and window,
 //!   stored per model, recomputed on demand.
+//! - [`MetricsPoller`]: snapshots of published posts' public counts.
 //! - [`report`]: campaign reports from the stored credits.
 //!
-//! Invariants: never calls a platform; all money is integer minor units;
+//! Invariants: calls a platform only through `ChannelAdapter::post_counts`
+//! (the metrics poller); all money is integer minor units;
 //! the pure rules live in `clarion-attribution`.
 
 mod attributor;
+pub mod best_times;
 mod config;
 mod error;
 mod links;
+mod metrics_poller;
 mod orders;
 mod recorder;
 mod redirect;
@@ -32,6 +36,7 @@ pub use attributor::{Attributor, ModelKey};
 pub use config::{Analytics, AttributionConfig};
 pub use error::AnalyticsError;
 pub use links::{LinkRequest, Links};
+pub use metrics_poller::MetricsPoller;
 pub use orders::{OrderOutcome, Orders};
 pub use recorder::ClickRecorder;
 pub use redirect::{Redirector, Visit};

@@ -24,6 +24,8 @@ pub struct ReportRow {
     pub totals: Totals,
     /// Bot and link-preview fetches: recorded, never counted as clicks.
     pub bot_fetches: i64,
+    pub engagement_rate: Option<f64>,
+    pub ctr: Option<f64>,
     pub conversion_rate: Option<f64>,
     pub aov_minor: Option<i64>,
     pub cpa_minor: Option<i64>,
@@ -34,6 +36,8 @@ pub struct ReportRow {
 impl ReportRow {
     fn finish(mut self) -> Self {
         let t = self.totals;
+        self.engagement_rate = t.engagement_rate();
+        self.ctr = t.ctr();
         self.conversion_rate = t.conversion_rate();
         self.aov_minor = t.aov_minor();
         self.cpa_minor = t.cpa_minor();
@@ -74,6 +78,10 @@ struct Acc {
     revenue: i64,
     clicks: i64,
     bots: i64,
+    /// Published posts (targets), with their latest counts.
+    posts: i64,
+    engagements: i64,
+    impressions: Option<i64>,
 }
 
 impl Acc {
@@ -82,11 +90,13 @@ impl Acc {
             key,
             totals: Totals {
                 posts_contracted: contracted,
+                posts_delivered: self.posts,
+                engagements: self.engagements,
+                impressions: self.impressions,
                 clicks: self.clicks,
                 orders: self.orders,
                 revenue_minor: self.revenue,
                 cost_minor,
-                ..Totals::default()
             },
             bot_fetches: self.bots,
             ..ReportRow::default()
@@ -151,6 +161,33 @@ pub async fn campaign_report(
             .post_id
             .map_or_else(|| NO_POST.to_owned(), |p| p.to_string());
         add(posts.entry(post_label(&post)).or_default());
+    }
+    // Published posts and their latest public counts (post analytics).
+    let targets = store.campaign_targets(&campaign.name).await?;
+    let ids: Vec<i32> = targets.iter().map(|t| t.0).collect();
+    let snapshots: BTreeMap<i32, clarion_store::post_metric::Model> = store
+        .latest_snapshots(&ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.target_id, m))
+        .collect();
+    for (target, post, channel) in &targets {
+        let snapshot = snapshots.get(target);
+        let add = |acc: &mut Acc| {
+            acc.posts += 1;
+            if let Some(m) = snapshot {
+                acc.engagements += [m.likes, m.reposts, m.replies, m.quotes]
+                    .into_iter()
+                    .flatten()
+                    .sum::<i64>();
+                if let Some(views) = m.views {
+                    acc.impressions = Some(acc.impressions.unwrap_or(0) + views);
+                }
+            }
+        };
+        add(&mut total);
+        add(channels.entry(channel.clone()).or_default());
+        add(posts.entry(post_label(&post.to_string())).or_default());
     }
     let daily = sums(CreditGroup::Day)
         .await?

@@ -281,6 +281,16 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
     /// is never `OutcomeUnknown` (an unreadable answer is a failed check).
     async fn check(&self) -> Result<ChannelCheck, PublishError>;
 
+    /// The public counts of one of this channel's published posts (its
+    /// receipt id), for post analytics. `Ok(None)`: the platform exposes no
+    /// counts to this account (the default).
+    async fn post_counts(
+        &self,
+        _platform_post_id: &str,
+    ) -> Result<Option<PostCounts>, PublishError> {
+        Ok(None)
+    }
+
     /// Whether [`ChannelAdapter::start_thread`] works on this channel.
     fn starts_threads(&self) -> bool {
         false
@@ -300,6 +310,28 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
             ErrorClass::Permanent,
             format!("{} channels cannot start threads", self.kind()),
         ))
+    }
+}
+
+/// A post's public counts at one moment; `None` where the platform does not
+/// say (Mastodon has no view counts, Telegram bots see views only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostCounts {
+    pub likes: Option<i64>,
+    pub reposts: Option<i64>,
+    pub replies: Option<i64>,
+    pub quotes: Option<i64>,
+    /// Views or impressions.
+    pub views: Option<i64>,
+}
+
+impl PostCounts {
+    /// Likes, reposts, replies and quotes together.
+    pub fn engagements(&self) -> i64 {
+        [self.likes, self.reposts, self.replies, self.quotes]
+            .into_iter()
+            .flatten()
+            .sum()
     }
 }
 

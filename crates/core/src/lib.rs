@@ -18,7 +18,7 @@ mod text;
 pub mod time;
 
 pub use adapter::{
-    ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost,
+    ChannelAdapter, ChannelCheck, Idempotency, Markup, Media, MediaRule, OutboundPost, PostCounts,
     PublishReceipt, PublishRequest, RateWindow, ReplyTo, StartedThread, ThreadStyle,
 };
 pub use adapter_store::{AdapterStore, AdapterStoreError, MemoryAdapterStore};

@@ -15,6 +15,7 @@ mod error;
 mod file_posts;
 mod inbox;
 mod listeners;
+mod post_metrics;
 mod posts;
 mod secret_key;
 mod targets;
@@ -31,14 +32,15 @@ pub use edits::{
 };
 pub use entity::{
     bridge_message, bridge_thread, channel, click, conversation, conversation_note, engagement,
-    inbox_reply, link, listener, order_credit, post, publish_attempt, refund, shop_order, target,
-    webhook_delivery,
+    inbox_reply, link, listener, order_credit, post, post_metric, publish_attempt, refund,
+    shop_order, target, webhook_delivery,
 };
 pub use error::StoreError;
 pub use inbox::{
     ConversationDetail, ConversationStatus, ConversationSummary, InboxFilter, IngestOutcome,
     NewInboxReply, ReplyState,
 };
+pub use post_metrics::DueSnapshot;
 pub use posts::{
     NewPost, NewTarget, NewTargetLink, PostDetail, PostFilter, ReplyRef, SyncOutcome, SyncResult,
 };

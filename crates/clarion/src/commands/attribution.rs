@@ -55,6 +55,15 @@ pub enum OrdersCommand {
 pub enum ReportCommand {
     /// A campaign's report: per creator, channel, post and day.
     Campaign(CampaignArgs),
+    /// When your audience responds best: engagements and clicks by weekday and hour.
+    BestTimes {
+        /// Only this channel's posts.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Output: the best slots as a table, JSON, or an SVG heatmap.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +82,7 @@ pub struct CampaignArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub enum Format {
     Table,
     Csv,
     Json,
@@ -168,7 +177,12 @@ pub async fn orders(cmd: OrdersCommand, app: App) -> anyhow::Result<()> {
 }
 
 pub async fn report(cmd: ReportCommand, app: App) -> anyhow::Result<()> {
-    let ReportCommand::Campaign(args) = cmd;
+    let args = match cmd {
+        ReportCommand::Campaign(args) => args,
+        ReportCommand::BestTimes { channel, format } => {
+            return best_times(&app, channel, format).await;
+        }
+    };
     let analytics = &app.analytics;
     let campaign = analytics.campaigns.get(&args.name).with_context(|| {
         let known: Vec<&str> = analytics
@@ -336,4 +350,75 @@ pub fn svg(report: &CampaignReport, currency: Currency) -> String {
         &|minor| money(minor, currency),
         Some(&orders),
     )
+}
+
+async fn best_times(app: &App, channel: Option<String>, format: Format) -> anyhow::Result<()> {
+    use clarion_analytics::best_times::{ENOUGH, WEEKDAYS, best_times};
+    if let Some(name) = &channel
+        && app.registry.get(name).is_none()
+    {
+        bail!("--channel: `{name}` is not configured");
+    }
+    let grid = best_times(&app.store, app.config.timezone, channel.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&grid)?),
+        Format::Svg => {
+            let rows: Vec<String> = WEEKDAYS.iter().map(|d| (*d).to_owned()).collect();
+            let cols: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+            let cells: Vec<Vec<Option<f64>>> = grid
+                .slots
+                .iter()
+                .map(|hours| hours.iter().map(|s| s.score()).collect())
+                .collect();
+            let low: Vec<Vec<bool>> = grid
+                .slots
+                .iter()
+                .map(|hours| hours.iter().map(|s| s.posts > 0 && !s.enough()).collect())
+                .collect();
+            let title = format!(
+                "Engagements + clicks per post, by weekday and hour ({})",
+                grid.timezone
+            );
+            print!(
+                "{}",
+                clarion_attribution::heatmap(&title, &rows, &cols, &cells, &low)
+            );
+        }
+        Format::Table | Format::Csv => {
+            let ranked = grid.ranked();
+            if ranked.is_empty() {
+                println!("no published posts yet: best times come from your own posts' results");
+                return Ok(());
+            }
+            println!(
+                "best times to post ({}{}), by engagements + clicks per post",
+                grid.timezone,
+                channel
+                    .map(|c| format!(", channel {c}"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "  {:<9} {:>6} {:>12} {:>7} {:>9}",
+                "slot", "posts", "engagements", "clicks", "per post"
+            );
+            for (day, hour, slot) in ranked.iter().take(10) {
+                println!(
+                    "  {:<9} {:>6} {:>12} {:>7} {:>9.1}{}",
+                    format!("{} {hour:02}h", WEEKDAYS[*day]),
+                    slot.posts,
+                    slot.engagements,
+                    slot.clicks,
+                    slot.score().unwrap_or(0.0),
+                    if slot.enough() {
+                        String::new()
+                    } else {
+                        format!("  (fewer than {ENOUGH} posts)")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -93,6 +93,13 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     });
     let mut http_stop = stop_rx.clone();
     let mut worker_stop = stop_rx.clone();
+    let poller = clarion_analytics::MetricsPoller::new(
+        app.store.clone(),
+        app.registry.clone(),
+        &app.config.attribution.metrics_after_secs,
+        std::time::Duration::from_secs(app.config.attribution.metrics_poll_secs.max(1)),
+    );
+    tokio::spawn(poller.run(stop_rx.clone()));
     let listeners = tokio::spawn(listening.run(stop_rx));
     let recorder = app.analytics.redirector.recorder().clone();
     // The peer address feeds the redirect's daily-salted visitor key.

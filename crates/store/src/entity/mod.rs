@@ -13,6 +13,7 @@ pub mod link;
 pub mod listener;
 pub mod order_credit;
 pub mod post;
+pub mod post_metric;
 pub mod publish_attempt;
 pub mod refund;
 pub mod shop_order;
