@@ -729,6 +729,7 @@ mod tests {
             .route("/api/v2/media", post(upload))
             .route("/api/v1/media/{id}", get(media))
             .route("/api/v1/accounts/verify_credentials", get(verify))
+            .route("/api/v1/statuses/{id}", get(status))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1076,6 +1077,54 @@ mod tests {
         ] {
             assert!(!text.contains("SECRET"), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn post_counts_read_the_status_counts_and_a_deleted_status_is_permanent() {
+        let (base, _) = instance().await;
+        let adapter = adapter(
+            "CLARION_TEST_MASTODON_COUNTS",
+            TOKEN,
+            json!({"instance": base.clone()}),
+        )
+        .unwrap();
+        let counts = adapter
+            .post_counts("110000000000000042")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                counts.likes,
+                counts.reposts,
+                counts.replies,
+                counts.quotes,
+                counts.views
+            ),
+            (Some(7), Some(3), Some(2), None, None)
+        );
+        let gone = adapter.post_counts("110000000000000043").await.unwrap_err();
+        assert_eq!(gone.class, ErrorClass::Permanent, "{gone}");
+        let bogus = adapter.post_counts("../accounts").await.unwrap_err();
+        assert_eq!(bogus.class, ErrorClass::Permanent, "{bogus}");
+    }
+
+    /// `GET /api/v1/statuses/:id`: 42 exists, anything else was deleted.
+    async fn status(Path(id): Path<String>) -> Response {
+        if id != "110000000000000042" {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": "Record not found"})),
+            )
+                .into_response();
+        }
+        axum::Json(json!({
+            "id": id, "created_at": "2026-11-27T10:00:00.000Z", "content": "<p>hi</p>",
+            "visibility": "public", "favourites_count": 7, "reblogs_count": 3, "replies_count": 2,
+            "url": "https://social.test/@bot/110000000000000042",
+            "account": {"id": "1", "username": "bot", "acct": "bot"}
+        }))
+        .into_response()
     }
 
     #[tokio::test]

@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, AdapterStore, ChannelAdapter, ChannelCheck, ChannelConfig,
     ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, MediaRule,
-    OutboundPost, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
-    ValidationError,
+    OutboundPost, PostCounts, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef,
+    ThreadStyle, ValidationError,
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -829,6 +829,52 @@ impl ChannelAdapter for BlueskyAdapter {
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
         self.verify().await.map_err(crate::http::for_check)
+    }
+
+    /// `app.bsky.feed.getPosts`: like, repost, reply and quote counts.
+    async fn post_counts(&self, id: &str) -> Result<Option<PostCounts>, PublishError> {
+        const METHOD: &str = "app.bsky.feed.getPosts";
+        // Our ids are "<at-uri> <cid>".
+        let uri = id.split_whitespace().next().unwrap_or_default();
+        if !uri.starts_with("at://") {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("`{id}` is not a Bluesky post id"),
+            ));
+        }
+        let (reply, _) = self
+            .call(|_| self.client.get(self.xrpc(METHOD)).query(&[("uris", uri)]))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(with_context(classify(&reply), METHOD));
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct View {
+            like_count: Option<i64>,
+            repost_count: Option<i64>,
+            reply_count: Option<i64>,
+            quote_count: Option<i64>,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            posts: Vec<View>,
+        }
+        let answer = reply.json::<Answer>(METHOD)?;
+        // A deleted post is simply absent from the answer.
+        let Some(view) = answer.posts.into_iter().next() else {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("{METHOD}: the post is gone"),
+            ));
+        };
+        Ok(Some(PostCounts {
+            likes: view.like_count,
+            reposts: view.repost_count,
+            replies: view.reply_count,
+            quotes: view.quote_count,
+            views: None,
+        }))
     }
 }
 

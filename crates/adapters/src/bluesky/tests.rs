@@ -195,6 +195,25 @@ async fn handle(
                 .insert(rkey, (uri.clone(), cid.clone(), body["record"].clone()));
             axum::Json(json!({"uri": uri, "cid": cid, "validationStatus": "valid"})).into_response()
         }
+        // The AppView's post views, with their counts; an unknown (deleted)
+        // post is left out of the answer.
+        "app.bsky.feed.getPosts" => {
+            let uri = call.query.get("uris").cloned().unwrap_or_default();
+            let posts: Vec<Value> = fake
+                .records
+                .values()
+                .filter(|(stored, _, _)| *stored == uri)
+                .map(|(uri, cid, record)| {
+                    json!({
+                        "uri": uri, "cid": cid, "record": record,
+                        "author": {"did": "did:plc:me", "handle": HANDLE},
+                        "likeCount": 4, "repostCount": 1, "replyCount": 2, "quoteCount": 1,
+                        "indexedAt": "2026-11-27T10:00:00.000Z"
+                    })
+                })
+                .collect();
+            axum::Json(json!({"posts": posts})).into_response()
+        }
         _ => xrpc_error(501, "MethodNotImplemented", "Method Not Implemented"),
     }
 }
@@ -868,4 +887,38 @@ async fn a_record_key_taken_by_another_post_is_not_mistaken_for_a_resend() {
         .unwrap();
     assert_eq!(again, receipt);
     assert_eq!(fake.lock().unwrap().records.len(), 2);
+}
+
+#[tokio::test]
+async fn post_counts_come_from_get_posts() {
+    let (base, _fake) = fake_pds().await;
+    let adapter = adapter_with(&base, PASSWORD, Arc::default());
+    let post = OutboundPost {
+        text: "counted".into(),
+        campaign: None,
+        media: vec![],
+    };
+    let receipt = publish(adapter.as_ref(), &post, "k-counts", None)
+        .await
+        .unwrap();
+    let id = receipt.platform_post_id.unwrap();
+    let counts = adapter.post_counts(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            counts.likes,
+            counts.reposts,
+            counts.replies,
+            counts.quotes,
+            counts.views
+        ),
+        (Some(4), Some(1), Some(2), Some(1), None)
+    );
+    assert_eq!(counts.engagements(), 8);
+    let gone = adapter
+        .post_counts("at://did:plc:me/app.bsky.feed.post/3gone bafy-gone")
+        .await
+        .unwrap_err();
+    assert_eq!(gone.class, ErrorClass::Permanent, "{gone}");
+    let bogus = adapter.post_counts("12345").await.unwrap_err();
+    assert_eq!(bogus.class, ErrorClass::Permanent, "{bogus}");
 }
