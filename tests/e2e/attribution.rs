@@ -24,15 +24,19 @@ budget = "1000.00"
 
 [[creators]]
 name = "ann"
-handles = { bluesky = "ann.bsky.social" }
+handles = { bluesky = "ann.bsky.social", mastodon = "fan@masto.test" }
 fee = "100.00"
 commission_percent = "10"
 codes = ["ANN10"]
+posts_contracted = 1
+deadline = "2026-01-02"
 
 [[creators]]
 name = "bob"
 fee = "50.00"
 codes = ["BOB15"]
+posts_contracted = 1
+deadline = "2026-01-02"
 "##;
 
 /// The Shopify signature, computed by openssl (not by the code under test).
@@ -113,6 +117,8 @@ name = "masto"
 kind = "mastodon"
 instance = "{}"
 access_token = {{ env = "E2E_MASTODON_TOKEN" }}
+listen = true
+listen_interval_secs = 5
 
 [attribution]
 shopify_secret = {{ env = "E2E_SHOPIFY_SECRET" }}
@@ -370,6 +376,26 @@ metrics_poll_secs = 1
     })
     .await;
     assert!(counted, "{}\n{}", report(&clarion), run.log());
+
+    // Ann's own post mentioning the brand, captured by the Mastodon
+    // listener, is a creator post; Bob, past his deadline without one, is
+    // overdue.
+    masto.mention("110001", "@clarion my #spring haul is here");
+    let delivered = wait_until(Duration::from_secs(30), || async {
+        report(&clarion)["creator_posts"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    })
+    .await;
+    assert!(delivered, "{}\n{}", report(&clarion), run.log());
+    let r = report(&clarion);
+    assert_eq!(r["creator_posts"][0]["creator"], json!("ann"), "{r}");
+    assert_eq!(
+        row(&r["by_creator"], "ann")["posts_delivered"],
+        json!(1),
+        "{r}"
+    );
+    assert_eq!(r["overdue_creators"], json!(["bob"]), "{r}");
 
     // Best times: the Mastodon post's slot carries its 12 engagements.
     let grid: Value = serde_json::from_str(&clarion.ok(&[

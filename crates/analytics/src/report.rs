@@ -69,6 +69,23 @@ pub struct CampaignReport {
     pub by_post: Vec<ReportRow>,
     pub daily: Vec<Day>,
     pub other_currency_orders: i64,
+    /// Creators' own posts the listeners captured during the campaign.
+    pub creator_posts: Vec<CreatorPost>,
+    /// Creators past their deadline with contracted posts still missing.
+    pub overdue_creators: Vec<String>,
+}
+
+/// A post by one of the campaign's creators that mentions the brand (a
+/// mention, quote or comment the listeners captured) or carries the
+/// campaign's hashtag, keyword or a tracked link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatorPost {
+    pub creator: String,
+    pub channel: String,
+    pub kind: String,
+    pub url: Option<String>,
+    pub text: String,
+    pub at_ms: i64,
 }
 
 /// Clicks, bot fetches, orders and revenue of one row, before the ratios.
@@ -113,6 +130,8 @@ pub async fn campaign_report(
     attributor: &Attributor,
     campaign: &Campaign,
     key: ModelKey,
+    registry: &clarion_core::AdapterRegistry,
+    today: NaiveDate,
 ) -> Result<CampaignReport, AnalyticsError> {
     attributor.ensure(key).await?;
     let model = key.to_string();
@@ -189,6 +208,19 @@ pub async fn campaign_report(
         add(channels.entry(channel.clone()).or_default());
         add(posts.entry(post_label(&post.to_string())).or_default());
     }
+    let creator_posts = creator_posts(store, campaign, registry).await?;
+    for post in &creator_posts {
+        creators.entry(post.creator.clone()).or_default().posts += 1;
+    }
+    let overdue_creators = campaign
+        .creators
+        .iter()
+        .filter(|c| {
+            let delivered = creators.get(&c.name).map_or(0, |acc| acc.posts);
+            c.is_overdue(u32::try_from(delivered).unwrap_or(u32::MAX), today)
+        })
+        .map(|c| c.name.clone())
+        .collect();
     let daily = sums(CreditGroup::Day)
         .await?
         .into_iter()
@@ -237,7 +269,70 @@ pub async fn campaign_report(
             .map(|(k, acc)| acc.row(k.clone(), 0, 0))
             .collect(),
         daily,
+        creator_posts,
+        overdue_creators,
     })
+}
+
+/// The campaign's creators' posts among the captured engagements.
+async fn creator_posts(
+    store: &Store,
+    campaign: &Campaign,
+    registry: &clarion_core::AdapterRegistry,
+) -> Result<Vec<CreatorPost>, AnalyticsError> {
+    let bare = |h: &str| h.trim_start_matches('@').to_lowercase();
+    let handles: Vec<String> = campaign
+        .creators
+        .iter()
+        .flat_map(|c| c.handles.values().cloned())
+        .collect();
+    let day_ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis())
+    };
+    let from = day_ms(campaign.starts);
+    let to = day_ms(campaign.ends) + DAY_MS - 1;
+    let marks: Vec<String> = campaign
+        .hashtags
+        .iter()
+        .chain(&campaign.keywords)
+        .map(|m| m.to_lowercase())
+        .chain(std::iter::once("/r/".to_owned()))
+        .collect();
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in store.engagements_by_handles(&handles, from, to).await? {
+        let Some(platform) = registry.get(&e.channel).map(|a| a.kind()) else {
+            continue;
+        };
+        let author = bare(&e.author_handle);
+        let Some(creator) = campaign
+            .creators
+            .iter()
+            .find(|c| c.handles.get(platform).is_some_and(|h| bare(h) == author))
+        else {
+            continue;
+        };
+        // A mention, quote or comment names the brand; a reply counts when
+        // it carries the campaign's mark.
+        let text = e.text.to_lowercase();
+        let names_brand = matches!(e.kind.as_str(), "mention" | "quote" | "comment");
+        if !(names_brand || marks.iter().any(|m| text.contains(m.as_str()))) {
+            continue;
+        }
+        if !seen.insert((e.channel.clone(), e.item_id.clone())) {
+            continue;
+        }
+        found.push(CreatorPost {
+            creator: creator.name.clone(),
+            channel: e.channel,
+            kind: e.kind,
+            url: e.url,
+            text: e.text,
+            at_ms: e.created_at_ms,
+        });
+    }
+    Ok(found)
 }
 
 const DAY_MS: i64 = 86_400_000;

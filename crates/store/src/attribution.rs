@@ -608,6 +608,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Engagements written by any of `handles` (compared without case and
+    /// without a leading `@`) between `from_ms` and `to_ms`: a campaign's
+    /// creators' posts, as the listeners captured them.
+    pub async fn engagements_by_handles(
+        &self,
+        handles: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::engagement::Model>, StoreError> {
+        use sea_orm::sea_query::Func;
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let variants: Vec<String> = handles
+            .iter()
+            .flat_map(|h| {
+                let bare = h.trim_start_matches('@').to_lowercase();
+                [format!("@{bare}"), bare]
+            })
+            .collect();
+        Ok(crate::engagement::Entity::find()
+            .filter(
+                Expr::expr(Func::lower(Expr::col(
+                    crate::engagement::Column::AuthorHandle,
+                )))
+                .is_in(variants),
+            )
+            .filter(crate::engagement::Column::CreatedAtMs.between(from_ms, to_ms))
+            .order_by_asc(crate::engagement::Column::CreatedAtMs)
+            .all(&self.db)
+            .await?)
+    }
+}
+
 /// The row for a new order.
 fn active_order(order: &NewOrder) -> Result<shop_order::ActiveModel, StoreError> {
     let codes = serde_json::to_string(&order.discount_codes)

@@ -203,9 +203,19 @@ pub async fn report(cmd: ReportCommand, app: App) -> anyhow::Result<()> {
     let model = args.model.unwrap_or_else(|| campaign.model.to_string());
     let key = ModelKey::parse(&model, args.window.unwrap_or(campaign.window_days))
         .map_err(|e| anyhow::anyhow!("--model/--window: {e}"))?;
-    let report = campaign_report(&app.store, analytics.attributor(), campaign, key)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let today = chrono::Utc::now()
+        .with_timezone(&app.config.timezone)
+        .date_naive();
+    let report = campaign_report(
+        &app.store,
+        analytics.attributor(),
+        campaign,
+        key,
+        &app.registry,
+        today,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let currency = campaign.currency;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -265,6 +275,20 @@ fn print_table(report: &CampaignReport, currency: Currency) {
         for row in rows {
             line(row);
         }
+    }
+    for post in &report.creator_posts {
+        println!(
+            "creator post: {} on {} {}",
+            post.creator,
+            post.channel,
+            post.url.as_deref().unwrap_or("")
+        );
+    }
+    if !report.overdue_creators.is_empty() {
+        println!(
+            "overdue (deadline passed, contracted posts missing): {}",
+            report.overdue_creators.join(", ")
+        );
     }
     if report.other_currency_orders > 0 {
         println!(

@@ -333,9 +333,11 @@ async fn attribution_bench(args: &AttributionArgs, url: &str) -> anyhow::Result<
     }
     let bench = campaigns.get("bench").context("the bench campaign")?;
     let mut times = Vec::new();
+    let no_channels = clarion_core::AdapterRegistry::default();
+    let today = chrono::Utc::now().date_naive();
     for _ in 0..5 {
         let started = Instant::now();
-        let report = campaign_report(&store, &attributor, bench, default)
+        let report = campaign_report(&store, &attributor, bench, default, &no_channels, today)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(started.elapsed());

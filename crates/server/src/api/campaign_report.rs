@@ -31,7 +31,17 @@ pub async fn handler(
     })?;
     let model = params.model.unwrap_or_else(|| campaign.model.to_string());
     let key = ModelKey::parse(&model, params.window_days.unwrap_or(campaign.window_days))?;
-    let report =
-        campaign_report(state.service.store(), analytics.attributor(), campaign, key).await?;
+    let today = chrono::Utc::now()
+        .with_timezone(&state.timezone)
+        .date_naive();
+    let report = campaign_report(
+        state.service.store(),
+        analytics.attributor(),
+        campaign,
+        key,
+        state.service.registry(),
+        today,
+    )
+    .await?;
     Ok(Json(report))
 }
