@@ -41,23 +41,7 @@ deadline = "2026-01-02"
 
 /// The Shopify signature, computed by openssl (not by the code under test).
 fn openssl_hmac(body: &str) -> String {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl dgst -sha256 -hmac '{SECRET}' -binary | base64"
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    openssl_hmac_with(SECRET, body)
 }
 
 fn shopify_order(id: u64, total: &str, landing: &str, codes: &[&str]) -> String {
@@ -490,4 +474,150 @@ async fn click_to_order_postgres() {
     if let Some(db) = TestDb::postgres().await {
         click_to_order(Some(db)).await;
     }
+}
+
+const WC_SECRET: &str = "wc-e2e-secret";
+
+/// A shop's signature, base64 HMAC-SHA256 of the body, computed by openssl.
+fn openssl_hmac_with(secret: &str, body: &str) -> String {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl dgst -sha256 -hmac '{secret}' -binary | base64"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// WooCommerce webhooks, the JSON API and CSV import: each refuses what is
+/// wrong with nothing stored, and counts an order once.
+#[tokio::test(flavor = "multi_thread")]
+async fn woocommerce_api_and_csv_orders_count_once() {
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels =
+        "[attribution]\nwoocommerce_secret = { env = \"E2E_WC_SECRET\" }\n".into();
+    let mut clarion = Clarion::new(None, &settings);
+    clarion.env = vec![("E2E_WC_SECRET".into(), WC_SECRET.into())];
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
+    let run = clarion.run();
+    run.ready().await;
+    let base = format!("http://127.0.0.1:{}", run.port);
+    let http = reqwest::Client::new();
+
+    let order = json!({
+        "id": 727, "status": "processing", "currency": "USD", "total": "19.90",
+        "date_created_gmt": "2026-11-27T10:00:00", "customer_id": 12,
+        "billing": {"email": "fan@example.com"},
+        "coupon_lines": [{"code": "ANN10"}], "meta_data": []
+    })
+    .to_string();
+    let woo = |body: String, signature: String, delivery: &'static str| {
+        http.post(format!("{base}/webhooks/woocommerce"))
+            .header("Content-Type", "application/json")
+            .header("X-WC-Webhook-Topic", "order.created")
+            .header("X-WC-Webhook-Delivery-ID", delivery)
+            .header("X-WC-Webhook-Signature", signature)
+            .body(body)
+            .send()
+    };
+    let forged = woo(order.clone(), openssl_hmac_with("wrong", &order), "w1")
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let ok = woo(order.clone(), openssl_hmac_with(WC_SECRET, &order), "w2")
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let again = woo(order.clone(), openssl_hmac_with(WC_SECRET, &order), "w2")
+        .await
+        .unwrap();
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["outcome"], json!("replayed_delivery"));
+
+    // The JSON API: a token, a body that names its problem.
+    let api = |body: Value, token: &str| {
+        http.post(format!("{base}/api/v1/orders"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let body = json!({
+        "order_id": "A-1", "amount_minor": 2500, "currency": "USD",
+        "at": "2026-11-27T11:00:00Z", "discount_codes": ["BOB15"]
+    });
+    assert_eq!(
+        api(body.clone(), "nope").await.unwrap().status().as_u16(),
+        401
+    );
+    let bad = api(json!({"order_id": "A-2", "amount_minor": "lots", "currency": "USD", "at": "2026-11-27T11:00:00Z"}), &clarion.token)
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(bad.to_string().contains("amount_minor"), "{bad}");
+    let stored: Value = api(body.clone(), &clarion.token)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["outcome"], json!("stored"), "{stored}");
+    let twice: Value = api(body, &clarion.token)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(twice["outcome"], json!("duplicate"), "{twice}");
+
+    // CSV: a good row, a bad row (named), and a row already imported.
+    let csv = clarion.dir.path().join("orders.csv");
+    std::fs::write(
+        &csv,
+        "order_id,amount,currency,at,customer_key,click_id,discount_codes\n\
+         C-1,12.50,USD,2026-11-27T12:00:00Z,,,ANN10\n\
+         C-2,abc,USD,2026-11-27T12:00:00Z,,,\n\
+         C-1,12.50,USD,2026-11-27T12:00:00Z,,,ANN10\n",
+    )
+    .unwrap();
+    let out = clarion.cli(&["orders", "import", csv.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("1 orders imported, 1 already known, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(":3:") && stderr.contains("amount"),
+        "{stderr}"
+    );
+
+    // Codes decide: ann has the Woo order (19.90) and the CSV one (12.50);
+    // bob the API one (25.00).
+    let r = report(&clarion);
+    assert_eq!(r["total"]["orders"], json!(3), "{r}");
+    assert_eq!(
+        row(&r["by_creator"], "ann")["revenue_minor"],
+        json!(3240),
+        "{r}"
+    );
+    assert_eq!(
+        row(&r["by_creator"], "bob")["revenue_minor"],
+        json!(2500),
+        "{r}"
+    );
 }
