@@ -12,6 +12,7 @@ mod m20261202_000001_engagement;
 mod m20261203_000001_bridge_threads;
 mod m20261204_000001_attribution;
 mod m20261205_000001_post_metrics;
+mod m20261206_000001_target_variant;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_bridge_threads::Migration),
             Box::new(m20261204_000001_attribution::Migration),
             Box::new(m20261205_000001_post_metrics::Migration),
+            Box::new(m20261206_000001_target_variant::Migration),
         ]
     }
 }

@@ -77,6 +77,13 @@ async fn webhook(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+fn fakes_statuses_contain(fakes: &crate::bridge::Fakes, text: &str) -> bool {
+    fakes
+        .statuses()
+        .iter()
+        .any(|s| s["status"].as_str().is_some_and(|t| t.contains(text)))
+}
+
 fn report(clarion: &Clarion) -> Value {
     let out = clarion.ok(&["report", "campaign", "spring", "--format", "json"]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -405,13 +412,78 @@ metrics_poll_secs = 1
     let heatmap = clarion.ok(&["report", "best-times", "--format", "svg"]);
     assert!(heatmap.starts_with("<svg"), "{heatmap}");
 
+    // A/B variants: one post, two texts; the first channel takes A, the
+    // second B; the report compares them.
+    clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "-C",
+        "masto",
+        "--campaign",
+        "spring",
+        "--variant",
+        "A=Deal A https://shop.test/a",
+        "--variant",
+        "B=Deal B https://shop.test/b",
+    ]);
+    let got_a = wait_until(Duration::from_secs(20), || async {
+        sink.arrivals().iter().any(|a| {
+            a.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Deal A "))
+        })
+    })
+    .await;
+    assert!(got_a, "{}", run.log());
+    let a_text = sink
+        .arrivals()
+        .into_iter()
+        .find_map(|a| {
+            a.body["text"]
+                .as_str()
+                .filter(|t| t.starts_with("Deal A "))
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let a_link = a_text.trim_start_matches("Deal A ").to_owned();
+    assert!(a_link.starts_with(&prefix), "{a_text}");
+    let clicked = client
+        .get(&a_link)
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clicked.status().as_u16(), 302);
+    let compared = wait_until(Duration::from_secs(30), || async {
+        let r = report(&clarion);
+        let variants = r["by_variant"].as_array().cloned().unwrap_or_default();
+        let get = |k: &str| variants.iter().find(|v| v["key"] == json!(k)).cloned();
+        matches!(
+            (get("A"), get("B")),
+            (Some(a), Some(b)) if a["clicks"] == json!(1)
+                && a["posts_delivered"] == json!(1)
+                && b["posts_delivered"] == json!(1)
+        )
+    })
+    .await;
+    assert!(compared, "{}", report(&clarion));
+    assert!(
+        fakes_statuses_contain(&masto, "Deal B"),
+        "B went to Mastodon: {:?}",
+        masto.statuses()
+    );
+
     let r = report(&clarion);
     assert_eq!(r["model"], json!("last-click/7d"));
     assert_eq!(r["total"]["orders"], json!(2), "{r}");
     assert_eq!(r["total"]["revenue_minor"], json!(6500), "{r}");
-    // The creator's link and the post's link (its click may still be queued).
-    let clicks = r["total"]["clicks"].as_i64().unwrap();
-    assert!((1..=2).contains(&clicks), "{r}");
+    // The creator's link, the post's link and variant A's link.
+    assert_eq!(r["total"]["clicks"], json!(3), "{r}");
     assert_eq!(r["total"]["bot_fetches"], json!(1), "{r}");
     let ann = row(&r["by_creator"], "ann");
     assert_eq!(ann["revenue_minor"], json!(4000), "{r}");

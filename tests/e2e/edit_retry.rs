@@ -597,6 +597,7 @@ fn one_target_post(source_key: Option<&str>, at: i64, parts: &[&str]) -> NewPost
             media: vec![],
             reply: None,
             links: Vec::new(),
+            variant: None,
         }],
     }
 }
@@ -636,6 +637,7 @@ async fn a_claim_between_read_and_write_is_kept(db: TestDb) {
             media: vec![],
             reply: None,
             links: Vec::new(),
+            variant: None,
         }),
         at_ms: Some(Some(now + 60_000)),
         ..Default::default()

@@ -72,6 +72,7 @@ async fn ingest_threads_dedupes_and_fences(db: TestDb) {
                 media: vec![],
                 reply: None,
                 links: Vec::new(),
+                variant: None,
             }],
         })
         .await

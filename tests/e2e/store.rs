@@ -27,6 +27,7 @@ fn new_post(due: i64, channels: usize) -> NewPost {
                 media: vec![],
                 reply: None,
                 links: Vec::new(),
+                variant: None,
             })
             .collect(),
     }

@@ -67,6 +67,8 @@ pub struct CampaignReport {
     pub by_creator: Vec<ReportRow>,
     pub by_channel: Vec<ReportRow>,
     pub by_post: Vec<ReportRow>,
+    /// A/B variants of the campaign's posts (orders summed per target).
+    pub by_variant: Vec<ReportRow>,
     pub daily: Vec<Day>,
     pub other_currency_orders: i64,
     /// Creators' own posts the listeners captured during the campaign.
@@ -161,6 +163,25 @@ pub async fn campaign_report(
         .into_iter()
         .map(|(k, acc)| (post_label(&k), acc))
         .collect();
+    // Published posts, their variants and latest public counts.
+    let targets = store.campaign_targets(&campaign.name).await?;
+    let variant_of: BTreeMap<i32, String> = targets
+        .iter()
+        .filter_map(|(t, _, _, v)| Some((*t, v.clone()?)))
+        .collect();
+    let mut variants: BTreeMap<String, Acc> = BTreeMap::new();
+    for r in sums(CreditGroup::Target).await? {
+        let Some(variant) = r
+            .key
+            .and_then(|k| k.parse::<i32>().ok())
+            .and_then(|t| variant_of.get(&t))
+        else {
+            continue;
+        };
+        let acc = variants.entry(variant.clone()).or_default();
+        acc.orders += r.orders;
+        acc.revenue += r.revenue_minor.unwrap_or(0);
+    }
     for c in store.campaign_click_counts(&campaign.name).await? {
         let add = |acc: &mut Acc| {
             if c.is_bot {
@@ -180,9 +201,10 @@ pub async fn campaign_report(
             .post_id
             .map_or_else(|| NO_POST.to_owned(), |p| p.to_string());
         add(posts.entry(post_label(&post)).or_default());
+        if let Some(variant) = c.target_id.and_then(|t| variant_of.get(&t)) {
+            add(variants.entry(variant.clone()).or_default());
+        }
     }
-    // Published posts and their latest public counts (post analytics).
-    let targets = store.campaign_targets(&campaign.name).await?;
     let ids: Vec<i32> = targets.iter().map(|t| t.0).collect();
     let snapshots: BTreeMap<i32, clarion_store::post_metric::Model> = store
         .latest_snapshots(&ids)
@@ -190,7 +212,7 @@ pub async fn campaign_report(
         .into_iter()
         .map(|m| (m.target_id, m))
         .collect();
-    for (target, post, channel) in &targets {
+    for (target, post, channel, variant) in &targets {
         let snapshot = snapshots.get(target);
         let add = |acc: &mut Acc| {
             acc.posts += 1;
@@ -207,6 +229,9 @@ pub async fn campaign_report(
         add(&mut total);
         add(channels.entry(channel.clone()).or_default());
         add(posts.entry(post_label(&post.to_string())).or_default());
+        if let Some(variant) = variant {
+            add(variants.entry(variant.clone()).or_default());
+        }
     }
     let creator_posts = creator_posts(store, campaign, registry).await?;
     for post in &creator_posts {
@@ -265,6 +290,10 @@ pub async fn campaign_report(
             .map(|(k, acc)| acc.row(k.clone(), 0, 0))
             .collect(),
         by_post: posts
+            .iter()
+            .map(|(k, acc)| acc.row(k.clone(), 0, 0))
+            .collect(),
+        by_variant: variants
             .iter()
             .map(|(k, acc)| acc.row(k.clone(), 0, 0))
             .collect(),

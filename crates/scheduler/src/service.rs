@@ -53,6 +53,9 @@ pub struct PostInput {
     pub reply_to: Option<ReplyRef>,
     /// Keep a campaign post's links as written (not tracked).
     pub untracked: bool,
+    /// A/B variants: `(name, text)`. Channel i carries variant i mod n (as
+    /// its text, unless it has an override); reports compare variants.
+    pub variants: Vec<(String, String)>,
 }
 
 /// A post that passed every check of [`PostService::check_many`], ready to
@@ -225,6 +228,7 @@ impl PostService {
                 format!("channel `{channel}` is not one of this post's channels"),
             ));
         }
+        let (input, variant_of) = spread_variants(input)?;
         refuse_empty_text(&input)?;
         // Media only from the media folder: canonical paths, sizes measured.
         let input = PostInput {
@@ -294,6 +298,7 @@ impl PostService {
         let mut targets = new_targets(planned, &input.overrides, input.reply_to.as_ref());
         for (target, links) in targets.iter_mut().zip(links) {
             target.links = links;
+            target.variant = variant_of.get(&target.channel).cloned();
         }
         Ok(NewPost {
             source_key: None,
@@ -399,6 +404,66 @@ fn field_of(step: RenderStep, error: &ContentError, input: &PostInput) -> String
     }
 }
 
+/// Gives each channel its variant's text (as an override, unless it has
+/// its own) and says which variant each channel carries.
+fn spread_variants(mut input: PostInput) -> Result<(PostInput, BTreeMap<String, String>), Refusal> {
+    let mut variant_of = BTreeMap::new();
+    if input.variants.is_empty() {
+        return Ok((input, variant_of));
+    }
+    let variants = std::mem::take(&mut input.variants);
+    if variants.len() < 2 {
+        return Err(Refusal::field("variants", "give at least two variants"));
+    }
+    for (i, (name, text)) in variants.iter().enumerate() {
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Refusal::field(
+                "variants",
+                format!("`{name}`: a variant name is 1 to 32 letters, digits, - or _"),
+            ));
+        }
+        if variants[..i].iter().any(|(other, _)| other == name) {
+            return Err(Refusal::field(
+                "variants",
+                format!("`{name}` is named twice"),
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err(Refusal::field(
+                "variants",
+                format!("`{name}`: the text is empty"),
+            ));
+        }
+    }
+    if input.channels.len() < variants.len() {
+        return Err(Refusal::field(
+            "variants",
+            format!(
+                "{} variants need at least {} channels: each channel carries one",
+                variants.len(),
+                variants.len()
+            ),
+        ));
+    }
+    for (i, channel) in input.channels.iter().enumerate() {
+        let (name, text) = &variants[i % variants.len()];
+        variant_of.insert(channel.clone(), name.clone());
+        input
+            .overrides
+            .entry(channel.clone())
+            .or_insert_with(|| text.clone());
+    }
+    if input.body.trim().is_empty() {
+        input.body = variants[0].1.clone();
+    }
+    Ok((input, variant_of))
+}
+
 /// Empty or whitespace-only text is refused, naming the field: there is
 /// nothing to publish. (With a template the body may be empty.)
 fn refuse_empty_text(input: &PostInput) -> Result<(), Refusal> {
@@ -454,6 +519,7 @@ fn new_targets(
             media: p.media,
             reply: reply.cloned(),
             links: Vec::new(),
+            variant: None,
         })
         .collect()
 }
@@ -467,6 +533,45 @@ fn fnv1a64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_go_round_the_channels_and_bad_ones_are_named() {
+        let input = |variants: &[(&str, &str)], channels: &[&str]| PostInput {
+            channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+            variants: variants
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect(),
+            ..PostInput::default()
+        };
+        let Ok((spread, of)) = spread_variants(input(&[("A", "a"), ("B", "b")], &["x", "y", "z"]))
+        else {
+            panic!("refused");
+        };
+        assert_eq!(of["x"], "A");
+        assert_eq!(of["y"], "B");
+        assert_eq!(of["z"], "A");
+        assert_eq!(spread.overrides["y"], "b");
+        assert_eq!(
+            spread.body, "a",
+            "the post's own text is the first variant's"
+        );
+        let error = |variants: &[(&str, &str)], channels: &[&str]| match spread_variants(input(
+            variants, channels,
+        )) {
+            Err(Refusal::Field { field, message }) => {
+                assert_eq!(field, "variants");
+                message
+            }
+            Err(_) => panic!("not a field error"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(error(&[("A", "a")], &["x"]).contains("at least two"));
+        assert!(error(&[("A", "a"), ("A", "b")], &["x", "y"]).contains("named twice"));
+        assert!(error(&[("A", "a"), ("B c", "b")], &["x", "y"]).contains("variant name"));
+        assert!(error(&[("A", "a"), ("B", " ")], &["x", "y"]).contains("empty"));
+        assert!(error(&[("A", "a"), ("B", "b")], &["x"]).contains("need at least 2 channels"));
+    }
 
     #[test]
     fn fnv_matches_the_reference_vectors() {

@@ -188,6 +188,7 @@ mod tests {
             updated_at_ms: 1_803_800_000_000,
             reply_root: None,
             reply_parent: None,
+            variant: None,
         }
     }
 

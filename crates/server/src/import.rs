@@ -359,6 +359,7 @@ fn csv_post(columns: &[Column], record: &csv::StringRecord) -> Result<PostReques
         thread: false,
         media: Vec::new(),
         track_links: None,
+        variants: BTreeMap::new(),
     };
     let given = |cell: &str| (!cell.trim().is_empty()).then(|| cell.to_owned());
     for (column, cell) in columns.iter().zip(record.iter()) {

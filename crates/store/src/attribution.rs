@@ -105,6 +105,7 @@ pub struct ClickCount {
     pub creator: Option<String>,
     pub channel: Option<String>,
     pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
     pub is_bot: bool,
     pub n: i64,
 }
@@ -116,6 +117,7 @@ pub enum CreditGroup {
     Creator,
     Channel,
     Post,
+    Target,
     /// Days since the epoch (UTC) of the order.
     Day,
 }
@@ -530,12 +532,14 @@ impl Store {
             .column(click::Column::Creator)
             .column(click::Column::Channel)
             .column(click::Column::PostId)
+            .column(click::Column::TargetId)
             .column(click::Column::IsBot)
             .column_as(Expr::col(click::Column::Id).count(), "n")
             .filter(click::Column::Campaign.eq(campaign))
             .group_by(click::Column::Creator)
             .group_by(click::Column::Channel)
             .group_by(click::Column::PostId)
+            .group_by(click::Column::TargetId)
             .group_by(click::Column::IsBot)
             .into_model::<ClickCount>()
             .all(&self.db)
@@ -557,6 +561,7 @@ impl Store {
             CreditGroup::Creator => Expr::col(order_credit::Column::Creator).cast_as("TEXT"),
             CreditGroup::Channel => Expr::col(order_credit::Column::Channel).cast_as("TEXT"),
             CreditGroup::Post => Expr::col(order_credit::Column::PostId).cast_as("TEXT"),
+            CreditGroup::Target => Expr::col(order_credit::Column::TargetId).cast_as("TEXT"),
             CreditGroup::Day => Expr::col(order_credit::Column::OrderAtMs)
                 .div(86_400_000)
                 .cast_as("TEXT"),

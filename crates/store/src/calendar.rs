@@ -103,6 +103,7 @@ mod tests {
                 media: Vec::new(),
                 reply: None,
                 links: Vec::new(),
+                variant: None,
             }],
         }
     }

@@ -142,16 +142,18 @@ impl Store {
         Ok(newest.into_values().collect())
     }
 
-    /// Published targets of a campaign: `(target id, post id, channel)`.
+    /// Published targets of a campaign: `(target id, post id, channel,
+    /// variant)`.
     pub async fn campaign_targets(
         &self,
         campaign: &str,
-    ) -> Result<Vec<(i32, i32, String)>, StoreError> {
+    ) -> Result<Vec<(i32, i32, String, Option<String>)>, StoreError> {
         Ok(target::Entity::find()
             .select_only()
             .column(target::Column::Id)
             .column(target::Column::PostId)
             .column(target::Column::Channel)
+            .column(target::Column::Variant)
             .filter(target::Column::Campaign.eq(campaign))
             .filter(target::Column::Status.eq(TargetStatus::Published.as_str()))
             .into_tuple()

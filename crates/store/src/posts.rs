@@ -26,6 +26,8 @@ pub struct NewTarget {
     /// Tracked links its text was rewritten to (a campaign post's links):
     /// registered with the target, in the same transaction.
     pub links: Vec<NewTargetLink>,
+    /// The A/B variant this target carries.
+    pub variant: Option<String>,
 }
 
 /// A tracked link of a target: `/r/{code}` goes to `destination`.
@@ -707,6 +709,7 @@ fn new_target_model(post_id: i32, t: &NewTarget, post: &NewPost, now: i64) -> ta
         updated_at_ms: now,
         reply_root: t.reply.as_ref().map(|r| r.root.clone()),
         reply_parent: t.reply.as_ref().map(|r| r.parent.clone()),
+        variant: t.variant.clone(),
     }
 }
 

@@ -270,6 +270,7 @@ fn print_table(report: &CampaignReport, currency: Currency) {
         ("by creator", &report.by_creator),
         ("by channel", &report.by_channel),
         ("by post", &report.by_post),
+        ("by variant", &report.by_variant),
     ] {
         println!("{title}");
         for row in rows {
@@ -319,6 +320,7 @@ fn print_csv(report: &CampaignReport, currency: Currency) -> anyhow::Result<()> 
         ("creator", report.by_creator.as_slice()),
         ("channel", report.by_channel.as_slice()),
         ("post", report.by_post.as_slice()),
+        ("variant", report.by_variant.as_slice()),
     ]);
     let decimal = |minor: i64| {
         let m = money(minor, currency);

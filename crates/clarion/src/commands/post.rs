@@ -55,6 +55,9 @@ pub enum PostCommand {
         /// Keep a campaign post's links as written (they are tracked links by default).
         #[arg(long)]
         no_track_links: bool,
+        /// An A/B variant, NAME=TEXT (repeat; channels take them in turn, one each).
+        #[arg(long = "variant", value_name = "NAME=TEXT")]
+        variants: Vec<String>,
         /// Attach a file from the media folder (media_dir, default content/media), by its path from here or within that folder (repeat for several).
         #[arg(long = "media")]
         media: Vec<std::path::PathBuf>,
@@ -131,12 +134,21 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
             media,
             alts,
             no_track_links,
+            variants,
         } => {
+            let variants = variants
+                .iter()
+                .map(|v| match v.split_once('=') {
+                    Some((name, text)) => Ok((name.trim().to_owned(), text.to_owned())),
+                    None => Err(anyhow::anyhow!("--variant `{v}`: write NAME=TEXT")),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let body = match (text, body_file) {
                 (Some(text), _) => text,
                 (None, Some(path)) => std::fs::read_to_string(&path)
                     .with_context(|| format!("--body-file {}", path.display()))?,
-                (None, None) => bail!("give the post body with --text or --body-file"),
+                (None, None) if !variants.is_empty() => String::new(),
+                (None, None) => bail!("give the post body with --text, --body-file or --variant"),
             };
             let input = PostInput {
                 body,
@@ -152,6 +164,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 media: describe_media(&media, &alts)?,
                 reply_to: None,
                 untracked: no_track_links,
+                variants,
             };
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);
@@ -459,6 +472,7 @@ mod tests {
             updated_at_ms: at,
             reply_root: None,
             reply_parent: None,
+            variant: None,
         };
         PostDetail {
             post,

@@ -151,6 +151,8 @@ impl PostService {
                 // registered only with new targets: keep links as written
                 // rather than send codes nothing knows.
                 untracked: true,
+                // Each target keeps the variant it was created with.
+                variants: Vec::new(),
             };
             self.prepare(input, None)
                 .map_err(Refusal::into_single)?

@@ -41,6 +41,10 @@ pub struct PostRequest {
     /// links (default `true`).
     #[serde(default)]
     pub track_links: Option<bool>,
+    /// A/B variants, name to text: the channels (in order) take them in
+    /// name order, one each, round robin.
+    #[serde(default)]
+    pub variants: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +111,7 @@ impl PostRequest {
             media,
             reply_to: None,
             untracked: self.track_links == Some(false),
+            variants: self.variants.into_iter().collect(),
         })
     }
 }

@@ -49,6 +49,8 @@ pub struct Model {
     /// message answered, in the adapter's own id form.
     pub reply_root: Option<String>,
     pub reply_parent: Option<String>,
+    /// The A/B variant this target carries, when its post has variants.
+    pub variant: Option<String>,
 }
 
 impl Model {
