@@ -21,6 +21,8 @@ starts = "2026-01-01"
 ends = "2030-12-31"
 currency = "USD"
 budget = "1000.00"
+cpm = "8.00"
+cost_per_engagement = "0.10"
 
 [[creators]]
 name = "ann"
@@ -528,6 +530,15 @@ metrics_poll_secs = 1
     assert!(
         svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
         "{svg}"
+    );
+    // Earned media value: no impressions from Mastodon, 0.10 per engagement.
+    let engagements = r["total"]["engagements"].as_i64().unwrap();
+    assert!(engagements >= 12, "{r}");
+    assert_eq!(r["total"]["emv_minor"], json!(engagements * 10), "{r}");
+    let creators = clarion.ok(&["report", "campaign", "spring", "--format", "svg-creators"]);
+    assert!(
+        creators.starts_with("<svg") && creators.contains("ann"),
+        "{creators}"
     );
     let csv = clarion.ok(&["report", "campaign", "spring", "--format", "csv"]);
     assert!(

@@ -31,6 +31,9 @@ pub struct ReportRow {
     pub cpa_minor: Option<i64>,
     pub roi: Option<f64>,
     pub roas: Option<f64>,
+    /// Earned media value: impressions at the campaign's `cpm` plus
+    /// engagements at its `cost_per_engagement` (None without either rate).
+    pub emv_minor: Option<i64>,
 }
 
 impl ReportRow {
@@ -283,7 +286,11 @@ pub async fn campaign_report(
         model,
         currency,
         budget_minor: campaign.budget_minor,
-        total: total.row("total".into(), total_cost, total_contracted),
+        total: {
+            let mut row = total.row("total".into(), total_cost, total_contracted);
+            row.emv_minor = emv(campaign, &row.totals);
+            row
+        },
         by_creator,
         by_channel: channels
             .iter()
@@ -362,6 +369,19 @@ async fn creator_posts(
         });
     }
     Ok(found)
+}
+
+/// EMV of `totals` under the campaign's rates; None when it sets neither.
+fn emv(campaign: &Campaign, totals: &Totals) -> Option<i64> {
+    if campaign.cpm_minor.is_none() && campaign.cost_per_engagement_minor.is_none() {
+        return None;
+    }
+    Some(clarion_attribution::emv_minor(
+        totals.impressions.unwrap_or(0),
+        campaign.cpm_minor.unwrap_or(0),
+        totals.engagements,
+        campaign.cost_per_engagement_minor.unwrap_or(0),
+    ))
 }
 
 const DAY_MS: i64 = 86_400_000;

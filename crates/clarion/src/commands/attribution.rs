@@ -61,8 +61,8 @@ pub enum ReportCommand {
         #[arg(long)]
         channel: Option<String>,
         /// Output: the best slots as a table, JSON, or an SVG heatmap.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = GridFormat::Table)]
+        format: GridFormat,
     },
 }
 
@@ -76,9 +76,18 @@ pub struct CampaignArgs {
     /// Attribution window in days (default: the campaign's, else 7).
     #[arg(long)]
     window: Option<u32>,
-    /// Output: a table, CSV, JSON, or an SVG chart of revenue and orders by day.
+    /// Output: a table, CSV, JSON, an SVG chart of revenue and orders by
+    /// day (svg), or of revenue by creator (svg-creators).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+/// How `report best-times` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GridFormat {
+    Table,
+    Json,
+    Svg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +96,7 @@ pub enum Format {
     Csv,
     Json,
     Svg,
+    SvgCreators,
 }
 
 pub async fn links(cmd: LinksCommand, app: App) -> anyhow::Result<()> {
@@ -222,6 +232,24 @@ pub async fn report(cmd: ReportCommand, app: App) -> anyhow::Result<()> {
         Format::Csv => print_csv(&report, currency)?,
         Format::Table => print_table(&report, currency),
         Format::Svg => print!("{}", svg(&report, currency)),
+        Format::SvgCreators => {
+            let rows: Vec<(String, i64)> = report
+                .by_creator
+                .iter()
+                .map(|r| (r.key.clone(), r.totals.revenue_minor))
+                .collect();
+            print!(
+                "{}",
+                clarion_attribution::horizontal_bars(
+                    &format!(
+                        "{} · revenue by creator · {}",
+                        report.campaign, report.model
+                    ),
+                    &rows,
+                    &|minor| money(minor, currency),
+                )
+            );
+        }
     }
     Ok(())
 }
@@ -290,6 +318,9 @@ fn print_table(report: &CampaignReport, currency: Currency) {
             "overdue (deadline passed, contracted posts missing): {}",
             report.overdue_creators.join(", ")
         );
+    }
+    if let Some(emv) = report.total.emv_minor {
+        println!("earned media value: {}", money(emv, currency));
     }
     if report.other_currency_orders > 0 {
         println!(
@@ -378,7 +409,7 @@ pub fn svg(report: &CampaignReport, currency: Currency) -> String {
     )
 }
 
-async fn best_times(app: &App, channel: Option<String>, format: Format) -> anyhow::Result<()> {
+async fn best_times(app: &App, channel: Option<String>, format: GridFormat) -> anyhow::Result<()> {
     use clarion_analytics::best_times::{ENOUGH, WEEKDAYS, best_times};
     if let Some(name) = &channel
         && app.registry.get(name).is_none()
@@ -389,8 +420,8 @@ async fn best_times(app: &App, channel: Option<String>, format: Format) -> anyho
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&grid)?),
-        Format::Svg => {
+        GridFormat::Json => println!("{}", serde_json::to_string_pretty(&grid)?),
+        GridFormat::Svg => {
             let rows: Vec<String> = WEEKDAYS.iter().map(|d| (*d).to_owned()).collect();
             let cols: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
             let cells: Vec<Vec<Option<f64>>> = grid
@@ -412,7 +443,7 @@ async fn best_times(app: &App, channel: Option<String>, format: Format) -> anyho
                 clarion_attribution::heatmap(&title, &rows, &cols, &cells, &low)
             );
         }
-        Format::Table | Format::Csv => {
+        GridFormat::Table => {
             let ranked = grid.ranked();
             if ranked.is_empty() {
                 println!("no published posts yet: best times come from your own posts' results");
