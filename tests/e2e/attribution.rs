@@ -689,6 +689,22 @@ async fn woocommerce_api_and_csv_orders_count_once() {
         "{stderr}"
     );
 
+    // The campaign, as the CLI and the API list it.
+    let listed: Value =
+        serde_json::from_str(clarion.ok(&["campaigns", "ls", "--json"]).trim()).unwrap();
+    assert_eq!(listed["name"], json!("spring"), "{listed}");
+    assert_eq!(listed["creators"][0]["codes"], json!(["ANN10"]), "{listed}");
+    let api: Value = http
+        .get(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&clarion.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api[0]["budget_minor"], json!(100000), "{api}");
+
     // Codes decide: ann has the Woo order (19.90) and the CSV one (12.50);
     // bob the API one (25.00).
     let r = report(&clarion);

@@ -84,6 +84,9 @@ enum Command {
     /// Tracked links (`/r/CODE`): create and list them with their clicks.
     #[command(subcommand)]
     Links(commands::attribution::LinksCommand),
+    /// KOL campaigns (files in content/campaigns): list them with their creators.
+    #[command(subcommand)]
+    Campaigns(commands::attribution::CampaignsCommand),
     /// Orders from shops: import a CSV export.
     #[command(subcommand)]
     Orders(commands::attribution::OrdersCommand),

@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
             post(api::create_link::handler).get(api::list_links::handler),
         )
         .route("/orders", post(api::create_order::handler))
+        .route("/campaigns", get(api::list_campaigns::handler))
         .route(
             "/campaigns/{name}/report",
             get(api::campaign_report::handler),

@@ -52,6 +52,58 @@ pub enum OrdersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// List the campaign files: dates, budget, model, creators and their codes.
+    Ls {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn campaigns(cmd: CampaignsCommand, app: &App) -> anyhow::Result<()> {
+    let CampaignsCommand::Ls { json } = cmd;
+    let all = &app.analytics.campaigns;
+    if json {
+        for campaign in all.iter() {
+            println!("{}", serde_json::to_string(campaign)?);
+        }
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no campaigns: add a file to content/campaigns (see the README)");
+        return Ok(());
+    }
+    for c in all.iter() {
+        let budget = c
+            .budget_minor
+            .map(|b| format!(", budget {}", money(b, c.currency)))
+            .unwrap_or_default();
+        println!(
+            "{}: {} to {}, {}{budget}, {} over {} days",
+            c.name, c.starts, c.ends, c.currency, c.model, c.window_days
+        );
+        for creator in &c.creators {
+            println!(
+                "  {} · codes {} · {} posts by {} · fee {}",
+                creator.name,
+                if creator.codes.is_empty() {
+                    "-".to_owned()
+                } else {
+                    creator.codes.join(", ")
+                },
+                creator.posts_contracted,
+                creator
+                    .deadline
+                    .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+                money(creator.fee_minor, c.currency)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// A campaign's report: per creator, channel, post and day.
     Campaign(CampaignArgs),

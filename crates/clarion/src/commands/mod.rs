@@ -47,6 +47,7 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Listeners(cmd) => listeners::run(cmd, App::open(config).await?).await,
         Command::Rules(cmd) => listeners::run_rules(cmd, &config),
         Command::Links(cmd) => attribution::links(cmd, App::open(config).await?).await,
+        Command::Campaigns(cmd) => attribution::campaigns(cmd, &App::open(config).await?),
         Command::Orders(cmd) => attribution::orders(cmd, App::open(config).await?).await,
         Command::Report(cmd) => attribution::report(cmd, App::open(config).await?).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,

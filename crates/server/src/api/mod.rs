@@ -12,6 +12,7 @@ pub mod edit_post;
 pub mod follow_link;
 pub mod import_posts;
 pub mod label_conversation;
+pub mod list_campaigns;
 pub mod list_conversations;
 pub mod list_links;
 pub mod list_listeners;
