@@ -45,8 +45,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, MediaRule, OutboundPost, PublishError,
-    PublishReceipt, PublishRequest, Secret, SecretRef, StartedThread, ThreadStyle, ValidationError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, MediaRule, OutboundPost, PostCounts,
+    PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, StartedThread, ThreadStyle,
+    ValidationError,
 };
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
@@ -637,6 +638,32 @@ impl ChannelAdapter for DiscordAdapter {
         true
     }
 
+    /// `GET /channels/{id}/messages/{id}`: the message's reactions, summed
+    /// as likes (Discord has no reposts or views; replies are not counted).
+    async fn post_counts(&self, id: &str) -> Result<Option<PostCounts>, PublishError> {
+        let (channel, message) = parse_message_id(self.channel_id, id)?;
+        #[derive(Deserialize)]
+        struct Reaction {
+            count: i64,
+        }
+        #[derive(Deserialize)]
+        struct Reacted {
+            #[serde(default)]
+            reactions: Vec<Reaction>,
+        }
+        let route = Route::ChannelMessage {
+            channel_id: channel,
+            message_id: message,
+        };
+        let reacted: Reacted = self
+            .get_json(route, "GET /channels/{id}/messages/{id}")
+            .await?;
+        Ok(Some(PostCounts {
+            likes: Some(reacted.reactions.iter().map(|r| r.count).sum()),
+            ..PostCounts::default()
+        }))
+    }
+
     /// In a text channel: `POST /channels/{id}/threads` (a public thread,
     /// archived after a week without messages), then the message in it. In a
     /// forum channel: one `POST /channels/{id}/threads` with the message as
@@ -959,6 +986,18 @@ mod tests {
             )
                 .into_response(),
             "/api/v10/channels/500/messages" => StatusCode::BAD_GATEWAY.into_response(),
+            // A posted message with two reactions.
+            "/api/v10/channels/100/messages/555000111" => axum::Json(json!({
+                "id": "555000111", "channel_id": "100", "content": "hello",
+                "author": user_json(), "timestamp": "2025-01-01T00:00:00+00:00",
+                "tts": false, "mention_everyone": false, "mentions": [],
+                "mention_roles": [], "attachments": [], "embeds": [], "pinned": false, "type": 0,
+                "reactions": [
+                    {"count": 3, "count_details": {"burst": 0, "normal": 3}, "me": false, "me_burst": false, "emoji": {"id": null, "name": "🔥"}, "burst_colors": []},
+                    {"count": 2, "count_details": {"burst": 0, "normal": 2}, "me": false, "me_burst": false, "emoji": {"id": null, "name": "👍"}, "burst_colors": []}
+                ]
+            }))
+            .into_response(),
             // Channel 100 is a text channel, 150 a forum.
             "/api/v10/channels/100" => {
                 axum::Json(json!({"id": "100", "type": 0, "name": "general"})).into_response()
@@ -1395,6 +1434,20 @@ mod tests {
             proxy.to_string(),
             "channel `community` api_proxy: must be http or https"
         );
+    }
+
+    #[tokio::test]
+    async fn discord_post_counts_sum_the_reactions() {
+        let (base, _log) = fake_discord().await;
+        let adapter = adapter_with(&base, json!({}));
+        let counts = adapter.post_counts("555000111").await.unwrap().unwrap();
+        assert_eq!(counts.likes, Some(5));
+        assert_eq!((counts.reposts, counts.views), (None, None));
+        // A deleted message: Discord answers 404 (Unknown Message).
+        let gone = adapter.post_counts("555000112").await.unwrap_err();
+        assert_eq!(gone.class, ErrorClass::Permanent, "{gone}");
+        let bogus = adapter.post_counts("x/y").await.unwrap_err();
+        assert_eq!(bogus.class, ErrorClass::Permanent, "{bogus}");
     }
 
     #[tokio::test]

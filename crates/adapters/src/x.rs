@@ -33,7 +33,8 @@ use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, AdapterStore, ChannelAdapter, ChannelCheck, ChannelConfig,
     ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media,
-    MediaRule, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef, ThreadStyle,
+    MediaRule, PostCounts, PublishError, PublishReceipt, PublishRequest, Secret, SecretRef,
+    ThreadStyle,
 };
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -654,6 +655,45 @@ impl ChannelAdapter for XAdapter {
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
         self.verify().await.map_err(crate::http::for_check)
     }
+
+    /// `GET /2/tweets/:id?tweet.fields=public_metrics`: likes, reposts,
+    /// replies, quotes and impressions (a read: the Basic tier or above).
+    async fn post_counts(&self, id: &str) -> Result<Option<PostCounts>, PublishError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("`{id}` is not a post id"),
+            ));
+        }
+        let answer = self
+            .call(|token| {
+                self.client
+                    .request(Method::GET, self.url(&format!("/2/tweets/{id}")))
+                    .query(&[("tweet.fields", "public_metrics")])
+                    .bearer_auth(token)
+            })
+            .await?;
+        let value = success_json(&answer, Some("reading counts"))?;
+        // A deleted post answers 200 with `errors` and no `data`.
+        let Some(metrics) = value.pointer("/data/public_metrics") else {
+            let detail = value
+                .pointer("/errors/0/detail")
+                .and_then(Value::as_str)
+                .unwrap_or("the post is gone");
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                format!("reading counts: {detail}"),
+            ));
+        };
+        let count = |name: &str| metrics.get(name).and_then(Value::as_i64);
+        Ok(Some(PostCounts {
+            likes: count("like_count"),
+            reposts: count("retweet_count"),
+            replies: count("reply_count"),
+            quotes: count("quote_count"),
+            views: count("impression_count"),
+        }))
+    }
 }
 
 impl XAdapter {
@@ -797,6 +837,17 @@ mod tests {
                 )
                     .into_response()
             }
+            "/2/tweets/1790000000000000001" => axum::Json(json!({"data": {
+                "id": "1790000000000000001", "text": "hello", "edit_history_tweet_ids": ["1790000000000000001"],
+                "public_metrics": {"retweet_count": 2, "reply_count": 1, "like_count": 9, "quote_count": 0, "bookmark_count": 1, "impression_count": 340}
+            }}))
+            .into_response(),
+            p if p.starts_with("/2/tweets/") => axum::Json(json!({"errors": [{
+                "value": p.trim_start_matches("/2/tweets/"), "detail": "Could not find tweet with id: [...].",
+                "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
+                "type": "https://api.twitter.com/2/problems/resource-not-found"
+            }]}))
+            .into_response(),
             "/2/media/upload" => axum::Json(json!({"data": {"id": "710511363345354753", "media_key": "3_710511363345354753", "size": 4, "expires_after_secs": 86400}})).into_response(),
             "/2/media/metadata" => axum::Json(json!({"data": {"id": "710511363345354753"}})).into_response(),
             "/2/users/me" => axum::Json(json!({"data": {"id": "2244994945", "name": "Clarion", "username": "clarion_test"}})).into_response(),
@@ -872,6 +923,39 @@ mod tests {
             campaign: None,
             media: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn x_post_counts_read_public_metrics_and_a_deleted_post_is_permanent() {
+        let (base, fake) = fake_x("access-1").await;
+        let adapter = adapter("counts", &base, Arc::default());
+        let counts = adapter
+            .post_counts("1790000000000000001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                counts.likes,
+                counts.reposts,
+                counts.replies,
+                counts.quotes,
+                counts.views
+            ),
+            (Some(9), Some(2), Some(1), Some(0), Some(340))
+        );
+        assert!(
+            fake.paths()
+                .contains(&"/2/tweets/1790000000000000001".to_owned())
+        );
+        let gone = adapter
+            .post_counts("1790000000000000002")
+            .await
+            .unwrap_err();
+        assert_eq!(gone.class, ErrorClass::Permanent, "{gone}");
+        assert!(gone.message.contains("Could not find tweet"), "{gone}");
+        let bogus = adapter.post_counts("12a").await.unwrap_err();
+        assert_eq!(bogus.class, ErrorClass::Permanent);
     }
 
     #[tokio::test]
