@@ -235,6 +235,7 @@ impl MigrationTrait for Migration {
                 Clicks::Creator.into_iden(),
                 Clicks::Channel.into_iden(),
                 Clicks::PostId.into_iden(),
+                Clicks::TargetId.into_iden(),
                 Clicks::IsBot.into_iden(),
             ],
             false,
