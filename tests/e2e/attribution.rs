@@ -720,3 +720,40 @@ async fn woocommerce_api_and_csv_orders_count_once() {
         "{r}"
     );
 }
+
+/// A click still queued when `clarion run` is asked to stop (SIGTERM) is
+/// written before the process ends: clicks are batched every 250 ms, and
+/// the stop comes well inside that.
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_clicks_are_written_on_a_graceful_stop() {
+    let sink = Sink::start(SinkRules::default()).await;
+    let settings = Settings::new(&sink);
+    let clarion = Clarion::new(None, &settings);
+    let mut run = clarion.run();
+    run.ready().await;
+    let short = clarion.ok(&["links", "create", "https://shop.test/stop"]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let followed = client
+        .get(short.trim())
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status().as_u16(), 302);
+    let term = Command::new("kill")
+        .args(["-TERM", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exited = run.child.wait().unwrap();
+    assert!(exited.success(), "{exited:?}\n{}", run.log());
+    let ls = clarion.ok(&["links", "ls", "--json"]);
+    let link: Value = serde_json::from_str(ls.lines().next().unwrap()).unwrap();
+    assert_eq!(link["clicks"], json!(1), "{ls}");
+}

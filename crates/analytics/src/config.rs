@@ -95,7 +95,7 @@ impl Analytics {
                 .expose()
                 .as_bytes()
                 .to_vec(),
-            None => crate::links::random_id(32).into_bytes(),
+            None => clarion_attribution::random_id(32).into_bytes(),
         };
         let optional = |secret: &Option<clarion_core::SecretRef>, what: &str| match secret {
             Some(secret) => secret.resolve(what).map_err(|e| e.to_string()),

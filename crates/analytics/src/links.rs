@@ -2,12 +2,9 @@
 
 use clarion_attribution::{Utm, tag};
 use clarion_store::{NewLink, Store, link};
-use rand::Rng;
 
 use crate::AnalyticsError;
 
-/// Characters of a short code: unambiguous in URLs and case-sensitive.
-const CODE_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// 62^7 ≈ 3.5 × 10^12 codes: guessing a registered one is hopeless, and a
 /// collision (retried) is rare.
 const CODE_LEN: usize = 7;
@@ -98,24 +95,13 @@ impl Links {
         Ok(links
             .into_iter()
             .map(|l| {
-                let (clicks, bots) = counts
-                    .iter()
-                    .find(|c| c.0 == l.id)
-                    .map_or((0, 0), |c| (c.1, c.2));
+                let (clicks, bots) = counts.get(&l.id).copied().unwrap_or((0, 0));
                 (l, clicks, bots)
             })
             .collect())
     }
 }
 
-/// A random id of `len` characters from [`CODE_ALPHABET`].
-pub(crate) fn random_id(len: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
-        .collect()
-}
-
 fn new_code() -> String {
-    random_id(CODE_LEN)
+    clarion_attribution::random_id(CODE_LEN)
 }

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use clarion_attribution::{Utm, is_preview_bot, tag, utc_day, visitor_key, with_click_id};
+use clarion_attribution::{
+    Utm, is_preview_bot, random_id, tag, utc_day, visitor_key, with_click_id,
+};
 use clarion_store::{NewClick, Store, StoreError, link, now_ms};
 
 use crate::ClickRecorder;
-use crate::links::random_id;
 
 /// Length of a click id: unguessable, short enough for a URL.
 const CLICK_ID_LEN: usize = 16;

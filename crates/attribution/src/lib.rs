@@ -44,5 +44,7 @@ pub use signature::{
     SHOPIFY_SIGNATURE_HEADER, SignatureError, WOOCOMMERCE_SIGNATURE_HEADER,
     verify_hmac_sha256_base64,
 };
-pub use utm::{CLICK_ID_PARAM, LinkError, Utm, find_links, rewrite_links, tag, with_click_id};
+pub use utm::{
+    CLICK_ID_PARAM, LinkError, Utm, find_links, random_id, rewrite_links, tag, with_click_id,
+};
 pub use visitor::{utc_day, visitor_key};

@@ -450,3 +450,29 @@ mod tests {
         );
     }
 }
+
+/// Characters of link codes and click ids: safe in a URL path or query
+/// without encoding, and case-sensitive (62 per character).
+const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// A random id of `len` characters (link codes, click ids), from the
+/// thread's CSPRNG: not guessable from earlier ones.
+pub fn random_id(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ID_ALPHABET[rng.gen_range(0..ID_ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod random_id_tests {
+    #[test]
+    fn random_ids_have_the_length_and_alphabet_asked_and_differ() {
+        let a = super::random_id(16);
+        let b = super::random_id(16);
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, b);
+    }
+}

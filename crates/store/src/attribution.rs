@@ -204,8 +204,10 @@ impl Store {
         Ok(query.all(&self.db).await?)
     }
 
-    /// (counted clicks, bot fetches) per link id.
-    pub async fn click_counts(&self) -> Result<Vec<(i32, i64, i64)>, StoreError> {
+    /// Per link id: (counted clicks, bot fetches).
+    pub async fn click_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<i32, (i64, i64)>, StoreError> {
         let rows: Vec<(i32, bool, i64)> = click::Entity::find()
             .select_only()
             .column(click::Column::LinkId)
@@ -216,19 +218,13 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut counts: Vec<(i32, i64, i64)> = Vec::new();
+        let mut counts = std::collections::HashMap::new();
         for (link, bot, n) in rows {
-            let at = match counts.iter().position(|c| c.0 == link) {
-                Some(at) => at,
-                None => {
-                    counts.push((link, 0, 0));
-                    counts.len() - 1
-                }
-            };
+            let (clicks, bots) = counts.entry(link).or_insert((0, 0));
             if bot {
-                counts[at].2 += n;
+                *bots += n;
             } else {
-                counts[at].1 += n;
+                *clicks += n;
             }
         }
         Ok(counts)
@@ -274,29 +270,18 @@ impl Store {
         delivery: Option<(&str, &str)>,
         order: NewOrder,
     ) -> Result<OrderIngest, StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        if let Some((source, id)) = delivery
-            && !take_delivery(&txn, source, id).await?
-        {
-            return Ok(OrderIngest::ReplayedDelivery);
-        }
-        let inserted = shop_order::Entity::insert(active_order(&order)?)
-            .on_conflict(
-                OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 0 {
-            // The delivery is remembered: the same order again is no news.
-            txn.commit().await?;
-            return Ok(OrderIngest::Duplicate);
-        }
-        let stored = find_order(&txn, &order.source, &order.order_id).await?;
-        txn.commit().await?;
-        Ok(OrderIngest::Stored(stored.map(Box::new)))
+        let row = active_order(&order)?;
+        self.once_per_delivery(delivery, async |txn| {
+            let inserted = shop_order::Entity::insert(row)
+                .on_conflict(order_conflict())
+                .exec_without_returning(txn)
+                .await?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            Ok(Some(find_order(txn, &order.source, &order.order_id).await?))
+        })
+        .await
     }
 
     /// Stores many orders at once without crediting them (a bulk load:
@@ -313,11 +298,7 @@ impl Store {
         while rows.peek().is_some() {
             let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
             shop_order::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
-                        .do_nothing()
-                        .to_owned(),
-                )
+                .on_conflict(order_conflict())
                 .exec_without_returning(&txn)
                 .await?;
         }
@@ -331,6 +312,50 @@ impl Store {
         delivery: Option<(&str, &str)>,
         new: NewRefund,
     ) -> Result<OrderIngest, StoreError> {
+        self.once_per_delivery(delivery, async |txn| {
+            let inserted = refund::Entity::insert(refund::ActiveModel {
+                id: NotSet,
+                source: Set(new.source.clone()),
+                refund_id: Set(new.refund_id.clone()),
+                order_id: Set(new.order_id.clone()),
+                amount_minor: Set(new.amount_minor),
+                at_ms: Set(new.at_ms),
+            })
+            .on_conflict(
+                OnConflict::columns([refund::Column::Source, refund::Column::RefundId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            shop_order::Entity::update_many()
+                .col_expr(
+                    shop_order::Column::RefundedMinor,
+                    Expr::col(shop_order::Column::RefundedMinor).add(new.amount_minor),
+                )
+                .filter(shop_order::Column::Source.eq(&new.source))
+                .filter(shop_order::Column::OrderId.eq(&new.order_id))
+                .exec(txn)
+                .await?;
+            Ok(Some(find_order(txn, &new.source, &new.order_id).await?))
+        })
+        .await
+    }
+
+    /// In one transaction: takes the webhook delivery (taken before: a
+    /// replay, nothing else is done), then runs `insert`, which answers
+    /// `None` when its row (order or refund id) was already stored. The
+    /// delivery is remembered either way; a failure stores neither.
+    async fn once_per_delivery(
+        &self,
+        delivery: Option<(&str, &str)>,
+        insert: impl AsyncFnOnce(
+            &sea_orm::DatabaseTransaction,
+        ) -> Result<Option<Option<shop_order::Model>>, StoreError>,
+    ) -> Result<OrderIngest, StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         if let Some((source, id)) = delivery
@@ -338,37 +363,12 @@ impl Store {
         {
             return Ok(OrderIngest::ReplayedDelivery);
         }
-        let inserted = refund::Entity::insert(refund::ActiveModel {
-            id: NotSet,
-            source: Set(new.source.clone()),
-            refund_id: Set(new.refund_id),
-            order_id: Set(new.order_id.clone()),
-            amount_minor: Set(new.amount_minor),
-            at_ms: Set(new.at_ms),
-        })
-        .on_conflict(
-            OnConflict::columns([refund::Column::Source, refund::Column::RefundId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        if inserted == 0 {
-            txn.commit().await?;
-            return Ok(OrderIngest::Duplicate);
-        }
-        shop_order::Entity::update_many()
-            .col_expr(
-                shop_order::Column::RefundedMinor,
-                Expr::col(shop_order::Column::RefundedMinor).add(new.amount_minor),
-            )
-            .filter(shop_order::Column::Source.eq(&new.source))
-            .filter(shop_order::Column::OrderId.eq(&new.order_id))
-            .exec(&txn)
-            .await?;
-        let order = find_order(&txn, &new.source, &new.order_id).await?;
+        let outcome = match insert(&txn).await? {
+            None => OrderIngest::Duplicate,
+            Some(order) => OrderIngest::Stored(order.map(Box::new)),
+        };
         txn.commit().await?;
-        Ok(OrderIngest::Stored(order.map(Box::new)))
+        Ok(outcome)
     }
 
     pub async fn orders(&self) -> Result<Vec<shop_order::Model>, StoreError> {
@@ -646,6 +646,13 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// An order id already stored for its source: skipped (it counts once).
+fn order_conflict() -> OnConflict {
+    OnConflict::columns([shop_order::Column::Source, shop_order::Column::OrderId])
+        .do_nothing()
+        .to_owned()
 }
 
 /// The row for a new order.

@@ -102,7 +102,7 @@ async fn redirect_bench(args: &RedirectArgs, url: &str) -> anyhow::Result<()> {
     );
     analytics.redirector.recorder().flush().await;
     let counts = store.click_counts().await?;
-    let stored: i64 = counts.iter().map(|c| c.1 + c.2).sum();
+    let stored: i64 = counts.values().map(|(clicks, bots)| clicks + bots).sum();
     println!(
         "clicks stored: {stored} of {} requests (warm-up included)",
         measured.sent

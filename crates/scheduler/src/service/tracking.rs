@@ -9,11 +9,9 @@ use clarion_attribution::rewrite_links;
 use clarion_content::PlannedTarget;
 use clarion_core::{AdapterRegistry, OutboundPost, ThreadStyle};
 use clarion_store::NewTargetLink;
-use rand::Rng;
 
 /// 62^8 ≈ 2 × 10^14 codes: a clash with a stored link is vanishingly rare.
 const CODE_LEN: usize = 8;
-const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Rewrites every http(s) link of `planned` (except links already tracked)
 /// and checks each message again. Returns each target's links, or the
@@ -86,8 +84,5 @@ pub(crate) fn track_links(
 }
 
 fn new_code() -> String {
-    let mut rng = rand::thread_rng();
-    (0..CODE_LEN)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    clarion_attribution::random_id(CODE_LEN)
 }
