@@ -596,7 +596,7 @@ fn plan_with(
         // Shaped like a Telegram bot token, the one format checked at start.
         cmd.env(name, "123456:ABC-dummy");
     }
-    cmd.output().unwrap()
+    output_within(&mut cmd, CLI_TIMEOUT)
 }
 
 /// The README's examples are run, so they cannot drift from the code: each
@@ -680,8 +680,7 @@ fn readme_examples_are_valid() {
 
     // The documented example config, with this test's database and folder.
     let mut cmd = std::process::Command::new(BIN);
-    let out = cmd
-        .arg("--config")
+    cmd.arg("--config")
         .arg(root.join("config/clarion.toml"))
         .args(["content", "plan"])
         .current_dir(dir.path())
@@ -695,7 +694,7 @@ fn readme_examples_are_valid() {
         .env("CLARION_CONTENT_DIR", dir.path().join("empty"))
         .env("CLARION_API_TOKEN", "dummy");
     std::fs::create_dir_all(dir.path().join("empty/posts")).unwrap();
-    let out = out.output().unwrap();
+    let out = output_within(&mut cmd, CLI_TIMEOUT);
     assert!(
         out.status.success(),
         "config/clarion.toml is refused:\n{}",

@@ -16,6 +16,72 @@ use sea_orm::ConnectionTrait;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clarion");
 
+/// No CLI command in these tests needs more than a few seconds; one that
+/// hangs fails its test instead of stalling the whole run.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `Command::output`, bounded: a command still running after `limit` is
+/// killed and the test fails naming it, with its threads' stacks (gdb, when
+/// installed) and what it printed, so a hang can be diagnosed from the log.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let stacks = Command::new("gdb")
+                .args([
+                    "-p",
+                    &child.id().to_string(),
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("(no gdb: {e})"));
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("{cmd:?} did not finish within {limit:?}\nstderr:\n{stderr}\nstacks:\n{stacks}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
 /// One request as the sink saw it.
 #[derive(Debug, Clone)]
 pub struct Arrival {
@@ -342,9 +408,12 @@ max_length = 20
         cmd
     }
 
-    /// Runs a command to completion.
+    /// Runs a command to completion (or fails the test after
+    /// [`CLI_TIMEOUT`], with the stuck process's stacks).
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().unwrap()
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
+        output_within(&mut cmd, CLI_TIMEOUT)
     }
 
     /// Runs a command that must succeed; returns stdout.

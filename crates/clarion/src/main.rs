@@ -127,7 +127,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e.into()),
     };
-    match runtime.block_on(commands::dispatch(cli.command, config)) {
+    let result = runtime.block_on(commands::dispatch(cli.command, config));
+    // Dropping a runtime waits without limit for every task and blocking
+    // thread to end; a pool's background task or a stuck connection thread
+    // must not keep a finished command alive (a CLI run was seen hanging
+    // after its work was done). Everything that must be written was
+    // written and committed before `dispatch` returned.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
