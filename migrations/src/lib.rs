@@ -13,6 +13,7 @@ mod m20261203_000001_bridge_threads;
 mod m20261204_000001_attribution;
 mod m20261205_000001_post_metrics;
 mod m20261206_000001_target_variant;
+mod m20261207_000001_rollups;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_attribution::Migration),
             Box::new(m20261205_000001_post_metrics::Migration),
             Box::new(m20261206_000001_target_variant::Migration),
+            Box::new(m20261207_000001_rollups::Migration),
         ]
     }
 }

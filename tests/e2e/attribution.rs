@@ -757,3 +757,147 @@ async fn queued_clicks_are_written_on_a_graceful_stop() {
     let link: Value = serde_json::from_str(ls.lines().next().unwrap()).unwrap();
     assert_eq!(link["clicks"], json!(1), "{ls}");
 }
+
+/// The codes in a text, in order: `{base}/r/CODE` -> CODE.
+fn codes_in(text: &str, base: &str) -> Vec<String> {
+    let prefix = format!("{base}/r/");
+    text.match_indices(&prefix)
+        .map(|(i, _)| {
+            text[i + prefix.len()..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect()
+        })
+        .collect()
+}
+
+/// Content kept as files and edits are tracked like every other path: the
+/// plan shows the links as they will be sent, a re-planned or re-synced
+/// file keeps its codes (no change, no new link), an edited file or post
+/// keeps the codes of links it already had and registers only new ones.
+async fn files_and_edits_keep_their_codes(db: Option<TestDb>) {
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels = "[attribution]\nbase_url = \"https://go.test\"\n".into();
+    let clarion = Clarion::new(db, &settings);
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
+    let base = "https://go.test";
+    let at = at_in(3_600_000);
+    let file = |body: &str| {
+        format!("+++\nat = \"{at}\"\nchannels = [\"sink\"]\ncampaign = \"spring\"\n+++\n{body}\n")
+    };
+    let post = clarion.posts_dir().join("launch.md");
+    std::fs::write(&post, file("New tee: https://shop.test/tee?color=blue")).unwrap();
+
+    let plan = clarion.ok(&["content", "plan"]);
+    assert!(
+        plan.contains("tracks https://shop.test/tee?color=blue as https://go.test/r/"),
+        "{plan}"
+    );
+    clarion.ok(&["content", "sync"]);
+    let store = clarion.db.store().await;
+    let text = |targets: &[clarion_store::target::Model]| targets[0].rendered_text.clone();
+    let first = text(&all_targets(&store).await);
+    let codes = codes_in(&first, base);
+    assert_eq!(codes.len(), 1, "{first}");
+    assert!(!first.contains("shop.test"), "{first}");
+
+    // Planned and synced again: nothing changes, no new link.
+    let plan = clarion.ok(&["content", "plan"]);
+    assert!(
+        plan.contains("unchanged") && !plan.contains("tracks"),
+        "{plan}"
+    );
+    let synced = clarion.ok(&["content", "sync"]);
+    assert!(synced.contains("1 unchanged"), "{synced}");
+    assert_eq!(text(&all_targets(&store).await), first);
+    // One JSON object per line.
+    let links = |out: String| -> Vec<Value> {
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let ls = links(clarion.ok(&["links", "ls", "--json"]));
+    assert_eq!(ls.len(), 1, "{ls:?}");
+
+    // The file gains a second link: the first keeps its code.
+    let id_line = std::fs::read_to_string(&post).unwrap();
+    let id_line = id_line
+        .lines()
+        .find(|l| l.starts_with("id = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &post,
+        file("New tee: https://shop.test/tee?color=blue and https://shop.test/hat").replacen(
+            "+++\n",
+            &format!("+++\n{id_line}\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let plan = clarion.ok(&["content", "plan"]);
+    assert!(plan.contains("tracks https://shop.test/hat as"), "{plan}");
+    assert!(!plan.contains("tracks https://shop.test/tee"), "{plan}");
+    clarion.ok(&["content", "sync"]);
+    let second = text(&all_targets(&store).await);
+    let second_codes = codes_in(&second, base);
+    assert_eq!(second_codes.len(), 2, "{second}");
+    assert_eq!(second_codes[0], codes[0], "{first} -> {second}");
+    assert_eq!(links(clarion.ok(&["links", "ls", "--json"])).len(), 2);
+
+    // A post edited through the CLI: the same rule.
+    let created = clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "--campaign",
+        "spring",
+        "--at",
+        &at,
+        "--text",
+        "Sale: https://shop.test/sale",
+    ]);
+    let targets = all_targets(&store).await;
+    let made = targets.iter().max_by_key(|t| t.post_id).unwrap();
+    let sale = codes_in(&made.rendered_text, base);
+    assert_eq!(sale.len(), 1, "{created}\n{}", made.rendered_text);
+    clarion.ok(&[
+        "post",
+        "edit",
+        &made.post_id.to_string(),
+        "--text",
+        "Sale ends soon: https://shop.test/sale and https://shop.test/last",
+    ]);
+    let edited = all_targets(&store)
+        .await
+        .into_iter()
+        .find(|t| t.id == made.id)
+        .unwrap()
+        .rendered_text;
+    let edited_codes = codes_in(&edited, base);
+    assert_eq!(edited_codes.len(), 2, "{edited}");
+    assert_eq!(edited_codes[0], sale[0], "{edited}");
+    let ls = links(clarion.ok(&["links", "ls", "--json"]));
+    assert_eq!(ls.len(), 4, "{ls:?}");
+    assert!(
+        ls.iter().any(|l| l.to_string().contains(&edited_codes[1])
+            && l.to_string().contains("https://shop.test/last")),
+        "the edit's new link is registered: {ls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_and_edits_keep_their_codes_sqlite() {
+    files_and_edits_keep_their_codes(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_and_edits_keep_their_codes_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        files_and_edits_keep_their_codes(Some(db)).await;
+    }
+}

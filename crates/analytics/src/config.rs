@@ -62,6 +62,24 @@ pub struct Analytics {
     pub woocommerce_secret: Result<clarion_core::Secret, String>,
 }
 
+/// Where short links point: `[attribution] base_url`, else this server's
+/// `[server] bind` address.
+pub fn link_base(
+    config: &AttributionConfig,
+    bind: &str,
+) -> Result<String, clarion_core::ConfigError> {
+    let base = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bind}"));
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(clarion_core::ConfigError::new(format!(
+            "[attribution] base_url `{base}` must start with http:// or https://"
+        )));
+    }
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
 impl Analytics {
     /// Loads campaign files, resolves secrets and starts the click writer.
     /// `bind` is `[server] bind`, the short links' default base.
@@ -80,15 +98,7 @@ impl Analytics {
             clarion_attribution::load_dir(&dir).map_err(|e| ConfigError::new(e.to_string()))?;
         let default = crate::ModelKey::parse(&config.model, config.window_days)
             .map_err(|e| ConfigError::new(format!("[attribution] {e}")))?;
-        let base = config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bind}"));
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ConfigError::new(format!(
-                "[attribution] base_url `{base}` must start with http:// or https://"
-            )));
-        }
+        let base = link_base(config, bind)?;
         let visitor_secret = match &config.visitor_secret {
             Some(secret) => secret
                 .resolve("[attribution] visitor_secret")?

@@ -33,7 +33,7 @@ pub mod report;
 mod tests;
 
 pub use attributor::{Attributor, ModelKey};
-pub use config::{Analytics, AttributionConfig};
+pub use config::{Analytics, AttributionConfig, link_base};
 pub use error::AnalyticsError;
 pub use links::{LinkRequest, Links};
 pub use metrics_poller::MetricsPoller;

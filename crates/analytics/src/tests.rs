@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use clarion_attribution::{Campaign, Campaigns, Currency, Order, OrderSource, Utm};
-use clarion_store::{NewClick, Store};
+use clarion_store::{CreditGroup, NewClick, Store};
 
 use crate::{Attributor, LinkRequest, Links, ModelKey, OrderOutcome, Orders};
 
@@ -166,4 +166,87 @@ async fn credits_as_orders_arrive_equal_a_full_recompute() {
     );
     let recomputed = store.credits(&key.to_string(), None).await.unwrap();
     assert_eq!(summary(&as_arrived), summary(&recomputed));
+    rollups_equal_their_sources(&store, &key.to_string()).await;
+
+    // Another model's credits have rollups of their own; linear's stay.
+    let first = ModelKey::parse("first-click", 7).unwrap();
+    orders.attributor().recompute(first).await.unwrap();
+    rollups_equal_their_sources(&store, &first.to_string()).await;
+    rollups_equal_their_sources(&store, &key.to_string()).await;
+    // A refund changes an order's credits: the rollups follow.
+    orders
+        .take_refund(
+            None,
+            clarion_attribution::Refund {
+                source: OrderSource::Generic,
+                order_id: "o1".into(),
+                refund_id: "r1".into(),
+                amount_minor: 400,
+                currency: Currency::new("USD").unwrap(),
+                at_ms: t0 + 4 * HOUR,
+            },
+        )
+        .await
+        .unwrap();
+    rollups_equal_their_sources(&store, &key.to_string()).await;
+    let total = store
+        .campaign_credit_sums(&key.to_string(), "spring", "USD", CreditGroup::Total)
+        .await
+        .unwrap();
+    assert_eq!((total[0].orders, total[0].revenue_minor), (2, Some(1599)));
+
+    let clicks = store.campaign_click_counts("spring").await.unwrap();
+    let mut clicks: Vec<_> = clicks
+        .iter()
+        .map(|c| (c.creator.clone(), c.channel.clone(), c.is_bot, c.n))
+        .collect();
+    clicks.sort();
+    assert_eq!(
+        clicks,
+        [
+            (None, Some("masto".to_owned()), false, 1),
+            (Some("ann".to_owned()), Some("bsky".to_owned()), false, 1),
+            (Some("ann".to_owned()), Some("bsky".to_owned()), true, 1),
+        ]
+    );
+}
+
+/// The campaign sums kept as credits are written equal the sums over the
+/// credits themselves, for every grouping.
+async fn rollups_equal_their_sources(store: &Store, model_key: &str) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let credits = store.credits(model_key, Some("spring")).await.unwrap();
+    for (by, key_of) in [
+        (
+            CreditGroup::Total,
+            (|_| Some("total".to_owned()))
+                as fn(&clarion_store::order_credit::Model) -> Option<String>,
+        ),
+        (CreditGroup::Creator, |c| c.creator.clone()),
+        (CreditGroup::Channel, |c| c.channel.clone()),
+        (CreditGroup::Post, |c| c.post_id.map(|p| p.to_string())),
+        (CreditGroup::Target, |c| c.target_id.map(|t| t.to_string())),
+        (CreditGroup::Day, |c| {
+            Some((c.order_at_ms / 86_400_000).to_string())
+        }),
+    ] {
+        let mut expected: BTreeMap<Option<String>, (i64, BTreeSet<i32>)> = BTreeMap::new();
+        for c in &credits {
+            let e = expected.entry(key_of(c)).or_default();
+            e.0 += c.amount_minor;
+            e.1.insert(c.order_row_id);
+        }
+        let expected: BTreeMap<_, _> = expected
+            .into_iter()
+            .map(|(k, (revenue, orders))| (k, (Some(revenue), orders.len() as i64)))
+            .collect();
+        let got: BTreeMap<_, _> = store
+            .campaign_credit_sums(model_key, "spring", "USD", by)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, (r.revenue_minor, r.orders)))
+            .collect();
+        assert_eq!(got, expected, "{model_key} by {by:?}");
+    }
 }

@@ -33,6 +33,8 @@ pub use service::content_sync::{
 };
 pub use service::edit::{EditReport, PostChanges};
 pub use service::retry::{RetryReport, RetryRequest};
-pub use service::{ImportPost, PostInput, PostService, SyncReport, ValidPost, import_key};
+pub use service::{
+    ImportPost, KnownLinks, PostInput, PostService, SyncReport, ValidPost, import_key,
+};
 pub use sweeper::Health;
 pub use worker::Runtime;

@@ -25,6 +25,7 @@ mod tracking;
 
 pub use content_sync::SyncReport;
 pub use import::{ImportPost, import_key};
+pub use tracking::KnownLinks;
 
 /// How far in the past an explicit `at` may be (clock skew between the
 /// author's machine and the server) before it is refused.
@@ -56,6 +57,10 @@ pub struct PostInput {
     /// A/B variants: `(name, text)`. Channel i carries variant i mod n (as
     /// its text, unless it has an override); reports compare variants.
     pub variants: Vec<(String, String)>,
+    /// Tracked links the post already has, per channel: destination ->
+    /// code. An edit or a re-synced file keeps its codes (links already
+    /// shared keep working and counting); only new destinations get new ones.
+    pub known_links: tracking::KnownLinks,
 }
 
 /// A post that passed every check of [`PostService::check_many`], ready to
@@ -285,8 +290,14 @@ impl PostService {
         let links = match (&self.link_base, &input.campaign) {
             (Some(base), Some(campaign)) if !input.untracked && input.reply_to.is_none() => {
                 let mut planned = planned;
-                let links = tracking::track_links(&mut planned, base, campaign, &self.registry)
-                    .map_err(|m| Refusal::field("body", m))?;
+                let links = tracking::track_links(
+                    &mut planned,
+                    base,
+                    campaign,
+                    &self.registry,
+                    &input.known_links,
+                )
+                .map_err(|m| Refusal::field("body", m))?;
                 (planned, links)
             }
             _ => {

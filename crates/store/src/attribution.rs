@@ -12,6 +12,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
+use crate::entity::{click_rollup, credit_rollup};
 use crate::posts::rows_per_insert;
 use crate::{
     Store, StoreError, click, link, now_ms, order_credit, refund, shop_order, webhook_delivery,
@@ -260,6 +261,7 @@ impl Store {
             .exec_without_returning(&txn)
             .await?;
         }
+        crate::rollups::add_clicks(&txn, clicks).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -453,6 +455,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
+        let ids: Vec<i32> = orders.iter().map(|(o, _)| o.id).collect();
+        let old = crate::rollups::current_credits(&txn, model_key, &ids).await?;
+        let old: Vec<crate::rollups::Credited<'_>> = old.iter().map(Into::into).collect();
+        let mut new = Vec::new();
+        for (order, credits) in orders {
+            for c in credits {
+                new.push(crate::rollups::Credited {
+                    order_row_id: order.id,
+                    campaign: c.campaign.as_deref(),
+                    creator: c.creator.as_deref(),
+                    channel: c.channel.as_deref(),
+                    post_id: c.post_id,
+                    target_id: c.target_id,
+                    amount_minor: c.amount_minor,
+                    currency: &order.currency,
+                    order_at_ms: order.at_ms,
+                });
+            }
+        }
+        crate::rollups::replace_credits(&txn, model_key, &old, &new).await?;
         for chunk in orders.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
             order_credit::Entity::delete_many()
                 .filter(order_credit::Column::ModelKey.eq(model_key))
@@ -521,34 +543,49 @@ impl Store {
         Ok(query.all(&self.db).await?)
     }
 
-    /// A campaign's clicks counted in the database, per distinct
-    /// (creator, channel, post, bot) combination.
+    /// The tracked links registered with these posts' targets.
+    pub async fn post_links(&self, post_ids: &[i32]) -> Result<Vec<link::Model>, StoreError> {
+        let mut all = Vec::new();
+        for chunk in post_ids.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+            all.extend(
+                link::Entity::find()
+                    .filter(link::Column::PostId.is_in(chunk.iter().copied()))
+                    .filter(link::Column::TargetId.is_not_null())
+                    .order_by_asc(link::Column::Id)
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// A campaign's clicks per distinct (creator, channel, post, target,
+    /// bot) combination, from the rollup kept as clicks are written.
     pub async fn campaign_click_counts(
         &self,
         campaign: &str,
     ) -> Result<Vec<ClickCount>, StoreError> {
-        Ok(click::Entity::find()
-            .select_only()
-            .column(click::Column::Creator)
-            .column(click::Column::Channel)
-            .column(click::Column::PostId)
-            .column(click::Column::TargetId)
-            .column(click::Column::IsBot)
-            .column_as(Expr::col(click::Column::Id).count(), "n")
-            .filter(click::Column::Campaign.eq(campaign))
-            .group_by(click::Column::Creator)
-            .group_by(click::Column::Channel)
-            .group_by(click::Column::PostId)
-            .group_by(click::Column::TargetId)
-            .group_by(click::Column::IsBot)
-            .into_model::<ClickCount>()
+        let none_if_empty = |s: String| (!s.is_empty()).then_some(s);
+        let none_if_zero = |id: i32| (id != 0).then_some(id);
+        Ok(click_rollup::Entity::find()
+            .filter(click_rollup::Column::Campaign.eq(campaign))
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|r| ClickCount {
+                creator: none_if_empty(r.creator),
+                channel: none_if_empty(r.channel),
+                post_id: none_if_zero(r.post_id),
+                target_id: none_if_zero(r.target_id),
+                is_bot: r.is_bot,
+                n: r.n,
+            })
+            .collect())
     }
 
-    /// A campaign's credits under `model_key` in `currency`, summed in the
-    /// database per value of `by`: revenue, and distinct orders (an order
-    /// shared by several touches counts once).
+    /// A campaign's credits under `model_key` in `currency`, per value of
+    /// `by`: revenue, and distinct orders (an order shared by several
+    /// touches counts once), from the rollup kept as credits are written.
     pub async fn campaign_credit_sums(
         &self,
         model_key: &str,
@@ -556,38 +593,28 @@ impl Store {
         currency: &str,
         by: CreditGroup,
     ) -> Result<Vec<CreditSum>, StoreError> {
-        let key = match by {
-            CreditGroup::Total => Expr::val("total").cast_as("TEXT"),
-            CreditGroup::Creator => Expr::col(order_credit::Column::Creator).cast_as("TEXT"),
-            CreditGroup::Channel => Expr::col(order_credit::Column::Channel).cast_as("TEXT"),
-            CreditGroup::Post => Expr::col(order_credit::Column::PostId).cast_as("TEXT"),
-            CreditGroup::Target => Expr::col(order_credit::Column::TargetId).cast_as("TEXT"),
-            CreditGroup::Day => Expr::col(order_credit::Column::OrderAtMs)
-                .div(86_400_000)
-                .cast_as("TEXT"),
+        let grp = match by {
+            CreditGroup::Total => "total",
+            CreditGroup::Creator => "creator",
+            CreditGroup::Channel => "channel",
+            CreditGroup::Post => "post",
+            CreditGroup::Target => "target",
+            CreditGroup::Day => "day",
         };
-        let mut query = order_credit::Entity::find()
-            .select_only()
-            .column_as(key, "key")
-            .column_as(
-                Expr::col(order_credit::Column::AmountMinor)
-                    .sum()
-                    .cast_as("BIGINT"),
-                "revenue_minor",
-            )
-            .column_as(
-                Expr::col(order_credit::Column::OrderRowId).count_distinct(),
-                "orders",
-            )
-            .filter(order_credit::Column::ModelKey.eq(model_key))
-            .filter(order_credit::Column::Campaign.eq(campaign))
-            .filter(order_credit::Column::Currency.eq(currency));
-        if by != CreditGroup::Total {
-            // By the output name: PostgreSQL does not see two bound copies
-            // of the day's divisor as one expression.
-            query = query.group_by(Expr::col("key"));
-        }
-        Ok(query.into_model::<CreditSum>().all(&self.db).await?)
+        Ok(credit_rollup::Entity::find()
+            .filter(credit_rollup::Column::ModelKey.eq(model_key))
+            .filter(credit_rollup::Column::Campaign.eq(campaign))
+            .filter(credit_rollup::Column::Currency.eq(currency))
+            .filter(credit_rollup::Column::Grp.eq(grp))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| CreditSum {
+                key: (!r.key.is_empty()).then_some(r.key),
+                revenue_minor: Some(r.revenue_minor),
+                orders: r.orders,
+            })
+            .collect())
     }
 
     /// Distinct orders of a campaign credited in another currency.
@@ -597,19 +624,17 @@ impl Store {
         campaign: &str,
         currency: &str,
     ) -> Result<i64, StoreError> {
-        let n: Option<i64> = order_credit::Entity::find()
-            .select_only()
-            .column_as(
-                Expr::col(order_credit::Column::OrderRowId).count_distinct(),
-                "n",
-            )
-            .filter(order_credit::Column::ModelKey.eq(model_key))
-            .filter(order_credit::Column::Campaign.eq(campaign))
-            .filter(order_credit::Column::Currency.ne(currency))
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok(n.unwrap_or(0))
+        // An order has one currency: per-currency totals add up.
+        Ok(credit_rollup::Entity::find()
+            .filter(credit_rollup::Column::ModelKey.eq(model_key))
+            .filter(credit_rollup::Column::Campaign.eq(campaign))
+            .filter(credit_rollup::Column::Currency.ne(currency))
+            .filter(credit_rollup::Column::Grp.eq("total"))
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(|r| r.orders)
+            .sum())
     }
 }
 

@@ -14,7 +14,7 @@ use sea_orm::{
     TransactionTrait, UpdateMany,
 };
 
-use crate::posts::{enqueue_list, json, new_target_active, set_status};
+use crate::posts::{enqueue_list, insert_links, json, link_rows, new_target_active, set_status};
 use crate::targets::Enqueue;
 use crate::{
     NewPost, NewTarget, PostDetail, Store, StoreError, now_ms, post, publish_attempt, target,
@@ -202,6 +202,9 @@ impl Store {
         let mut left_alone = Vec::new();
         for (read, change) in &edit.updates {
             if guarded_update(&txn, read, change, now).await? {
+                if let Some(content) = &change.content {
+                    insert_links(&txn, link_rows(read, content, now)).await?;
+                }
                 changed.push(read.id);
             } else {
                 left_alone.push(moved_on(&txn, read).await?);
@@ -237,6 +240,7 @@ impl Store {
                 let row = new_target_active(edit.post_id, new, &shape, now)
                     .insert(&txn)
                     .await?;
+                insert_links(&txn, link_rows(&row, new, now)).await?;
                 added.push(row.id);
             }
         }

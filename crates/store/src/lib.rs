@@ -17,6 +17,7 @@ mod inbox;
 mod listeners;
 mod post_metrics;
 mod posts;
+mod rollups;
 mod secret_key;
 mod targets;
 

@@ -641,7 +641,11 @@ fn new_post_model(new: &NewPost, now: i64) -> post::Model {
 }
 
 /// The link rows of a stored target's tracked links.
-fn link_rows(t: &target::Model, wanted: &NewTarget, now: i64) -> Vec<crate::link::ActiveModel> {
+pub(crate) fn link_rows(
+    t: &target::Model,
+    wanted: &NewTarget,
+    now: i64,
+) -> Vec<crate::link::ActiveModel> {
     wanted
         .links
         .iter()
@@ -664,7 +668,7 @@ fn link_rows(t: &target::Model, wanted: &NewTarget, now: i64) -> Vec<crate::link
 /// Registers tracked links. A code is random (62^8 values), so a clash
 /// with a stored one is vanishingly rare; it fails the whole write rather
 /// than send a link that goes somewhere else.
-async fn insert_links(
+pub(crate) async fn insert_links(
     txn: &sea_orm::DatabaseTransaction,
     links: Vec<crate::link::ActiveModel>,
 ) -> Result<(), StoreError> {

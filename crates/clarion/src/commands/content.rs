@@ -62,13 +62,16 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let store = Store::connect(&config.database_url, 2).await?;
             store.migrate().await?;
-            let plan = match plan_content(&store, &library, &registry, &files).await {
-                Ok(plan) if load_errors.is_empty() => plan,
-                Ok(_) => return refuse_all(Vec::new()),
-                Err(ServiceError::Invalid(errors)) => return refuse_all(errors),
-                Err(e) => return Err(e.into()),
-            };
-            print_plan(&plan, &dir, &files);
+            let link_base = clarion_analytics::link_base(&config.attribution, &config.server.bind)
+                .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+            let plan =
+                match plan_content(&store, &library, &registry, Some(&link_base), &files).await {
+                    Ok(plan) if load_errors.is_empty() => plan,
+                    Ok(_) => return refuse_all(Vec::new()),
+                    Err(ServiceError::Invalid(errors)) => return refuse_all(errors),
+                    Err(e) => return Err(e.into()),
+                };
+            print_plan(&plan, &dir, &files, &link_base);
         }
         ContentCommand::Sync { .. } => {
             let app = App::open(config).await?;
@@ -156,7 +159,7 @@ pub async fn run(cmd: ContentCommand, config: Config) -> anyhow::Result<()> {
 }
 
 /// The plan, Terraform style: `+` create, `~` update, `-` cancel.
-fn print_plan(plan: &ContentPlan, dir: &std::path::Path, files: &[PostFile]) {
+fn print_plan(plan: &ContentPlan, dir: &std::path::Path, files: &[PostFile], link_base: &str) {
     let preview = |text: &str| clarion_core::truncate_graphemes(&text.replace('\n', " "), 60);
     for (file, f) in files.iter().zip(&plan.files) {
         let post = match (f.post_id, &f.id) {
@@ -199,6 +202,12 @@ fn print_plan(plan: &ContentPlan, dir: &std::path::Path, files: &[PostFile]) {
                 TargetChange::Remove => ('-', "removed from the file: cancelled".to_owned()),
             };
             println!("    {sign} {:<20} {what}", t.channel);
+            for link in &t.new_links {
+                println!(
+                    "      {:<20} tracks {} as {link_base}/r/{}",
+                    "", link.destination, link.code
+                );
+            }
         }
     }
     for c in &plan.cancels {

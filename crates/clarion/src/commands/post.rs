@@ -165,6 +165,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 reply_to: None,
                 untracked: no_track_links,
                 variants,
+                known_links: Default::default(),
             };
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);

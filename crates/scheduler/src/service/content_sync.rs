@@ -19,9 +19,9 @@ use clarion_content::{
     write_id,
 };
 use clarion_core::{AdapterRegistry, TargetStatus};
-use clarion_store::{NewPost, PostDetail, Store, SyncOutcome, now_ms};
+use clarion_store::{NewPost, NewTargetLink, PostDetail, Store, SyncOutcome, now_ms};
 
-use super::{PAST_TOLERANCE_MS, PostService, fnv1a64, new_targets};
+use super::{PAST_TOLERANCE_MS, PostService, fnv1a64, new_targets, tracking};
 use crate::ServiceError;
 
 /// What a sync does with one file's post.
@@ -58,6 +58,9 @@ pub struct TargetPlan {
     pub change: TargetChange,
     /// The rendered text (empty for a removed channel).
     pub text: String,
+    /// Tracked links this sync registers (a link already tracked keeps
+    /// its code and is not listed).
+    pub new_links: Vec<NewTargetLink>,
 }
 
 /// What a sync does with one file.
@@ -149,15 +152,29 @@ pub struct ContentSync {
 /// one validation `content plan` and `content sync` share; writes nothing.
 /// Every problem is returned (`ServiceError::Invalid`), each with its file
 /// and line.
+///
+/// With `link_base`, a campaign post's links are tracked as on every other
+/// path (see `tracking`); a stored post's links keep their codes, so an
+/// unchanged file plans no change and the plan shows the links as sent.
 pub async fn plan_content(
     store: &Store,
     library: &ContentLibrary,
     registry: &AdapterRegistry,
+    link_base: Option<&str>,
     files: &[PostFile],
 ) -> Result<ContentPlan, ServiceError> {
     let mut errors = check_ids(files);
     let keys: Vec<String> = files.iter().filter_map(|f| f.id.clone()).collect();
     let stored = store.file_posts(&keys).await?;
+    let mut links_of_post: HashMap<i32, Vec<clarion_store::link::Model>> = HashMap::new();
+    if link_base.is_some() {
+        let ids: Vec<i32> = stored.iter().map(|d| d.post.id).collect();
+        for link in store.post_links(&ids).await? {
+            if let Some(post) = link.post_id {
+                links_of_post.entry(post).or_default().push(link);
+            }
+        }
+    }
     let by_key: HashMap<&str, &PostDetail> = stored
         .iter()
         .filter_map(|d| d.post.source_key.as_deref().map(|key| (key, d)))
@@ -180,7 +197,24 @@ pub async fn plan_content(
         if let Some(post) = found {
             matched.insert(post.post.id);
         }
-        let plan = file_plan(file, planned, found);
+        let tracked = match (link_base, &file.campaign) {
+            (Some(base), Some(campaign)) => {
+                let known = found
+                    .and_then(|d| links_of_post.get(&d.post.id))
+                    .map(|links| tracking::known_links(links))
+                    .unwrap_or_default();
+                let mut tracked = planned.clone();
+                match tracking::track_links(&mut tracked, base, campaign, registry, &known) {
+                    Ok(links) => Some((tracked, links)),
+                    Err(message) => {
+                        errors.push(ContentError::new(message).in_file(&file.path));
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let plan = file_plan(file, planned, tracked, found);
         if plan.action != FileAction::Unchanged
             && file.at.timestamp_millis() < now - PAST_TOLERANCE_MS
         {
@@ -272,8 +306,13 @@ fn find_post<'a>(
     .at_line(file.id_line))
 }
 
-fn file_plan(file: &PostFile, planned: Vec<PlannedTarget>, found: Option<&PostDetail>) -> FilePlan {
-    let new = file_post(file, planned);
+fn file_plan(
+    file: &PostFile,
+    planned: Vec<PlannedTarget>,
+    tracked: Option<(Vec<PlannedTarget>, Vec<Vec<NewTargetLink>>)>,
+    found: Option<&PostDetail>,
+) -> FilePlan {
+    let new = file_post(file, planned, tracked);
     let (action, targets, moved_from) = match found {
         None => (
             FileAction::Create,
@@ -283,6 +322,7 @@ fn file_plan(file: &PostFile, planned: Vec<PlannedTarget>, found: Option<&PostDe
                     channel: t.channel.clone(),
                     change: TargetChange::Add,
                     text: t.rendered_text.clone(),
+                    new_links: t.links.clone(),
                 })
                 .collect(),
             None,
@@ -357,6 +397,10 @@ fn target_changes(new: &NewPost, stored: &PostDetail) -> Vec<TargetPlan> {
             };
             TargetPlan {
                 channel: wanted.channel.clone(),
+                new_links: match change {
+                    TargetChange::Add | TargetChange::Change(_) => wanted.links.clone(),
+                    _ => Vec::new(),
+                },
                 change,
                 text: wanted.rendered_text.clone(),
             }
@@ -372,6 +416,7 @@ fn target_changes(new: &NewPost, stored: &PostDetail) -> Vec<TargetPlan> {
                 channel: t.channel.clone(),
                 change: TargetChange::Remove,
                 text: String::new(),
+                new_links: Vec::new(),
             }),
     );
     plans
@@ -383,14 +428,26 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 
 /// The post a file describes. The content hash covers everything that is
 /// published (not the id or the path): a renamed file is the same content.
-fn file_post(file: &PostFile, plan: Vec<PlannedTarget>) -> NewPost {
-    let targets = new_targets(plan, &file.overrides, None);
+/// It is taken before links are tracked, so new codes never make a file
+/// look changed; `tracked` is what is stored and sent.
+fn file_post(
+    file: &PostFile,
+    plan: Vec<PlannedTarget>,
+    tracked: Option<(Vec<PlannedTarget>, Vec<Vec<NewTargetLink>>)>,
+) -> NewPost {
+    let mut targets = new_targets(plan, &file.overrides, None);
     let vars = serde_json::Value::Object(file.vars.clone());
     let fingerprint = serde_json::json!({
         "body": file.body, "template": file.template, "vars": vars,
         "campaign": file.campaign, "author": file.author, "at": file.at.timestamp_millis(),
         "targets": targets.iter().map(|t| (&t.channel, &t.parts, &t.media, &t.override_body)).collect::<Vec<_>>(),
     });
+    if let Some((tracked, links)) = tracked {
+        targets = new_targets(tracked, &file.overrides, None);
+        for (target, links) in targets.iter_mut().zip(links) {
+            target.links = links;
+        }
+    }
     NewPost {
         source_key: file.id.clone(),
         import_key: None,
@@ -417,7 +474,14 @@ pub fn new_post_id() -> String {
 impl PostService {
     /// [`plan_content`] with this service's templates and channels.
     pub async fn plan_content(&self, files: &[PostFile]) -> Result<ContentPlan, ServiceError> {
-        plan_content(&self.store, &self.library, &self.registry, files).await
+        plan_content(
+            &self.store,
+            &self.library,
+            &self.registry,
+            self.link_base.as_deref(),
+            files,
+        )
+        .await
     }
 
     /// Makes the posts match the files. Everything is validated first

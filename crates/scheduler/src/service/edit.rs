@@ -147,10 +147,10 @@ impl PostService {
                     .map(|t| t.media())
                     .unwrap_or_default(),
                 reply_to: None,
-                // An edit rewrites stored targets, and tracked links are
-                // registered only with new targets: keep links as written
-                // rather than send codes nothing knows.
-                untracked: true,
+                // Links already tracked keep their codes; new ones are
+                // registered with the targets the edit writes.
+                untracked: false,
+                known_links: super::tracking::known_links(&self.store.post_links(&[id]).await?),
                 // Each target keeps the variant it was created with.
                 variants: Vec::new(),
             };

@@ -3,7 +3,7 @@
 //! sent. The links are registered with the post's targets, in the same
 //! transaction (see `clarion_store::NewTargetLink`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use clarion_attribution::rewrite_links;
 use clarion_content::PlannedTarget;
@@ -13,14 +13,33 @@ use clarion_store::NewTargetLink;
 /// 62^8 ≈ 2 × 10^14 codes: a clash with a stored link is vanishingly rare.
 const CODE_LEN: usize = 8;
 
+/// Per channel: destination -> the code it is already tracked under.
+pub type KnownLinks = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The tracked links of a stored post's targets, per channel.
+pub(crate) fn known_links(links: &[clarion_store::link::Model]) -> KnownLinks {
+    let mut known = KnownLinks::new();
+    for l in links {
+        if let Some(channel) = &l.channel {
+            known
+                .entry(channel.clone())
+                .or_default()
+                .insert(l.destination.clone(), l.code.clone());
+        }
+    }
+    known
+}
+
 /// Rewrites every http(s) link of `planned` (except links already tracked)
-/// and checks each message again. Returns each target's links, or the
+/// and checks each message again. A destination in `known` keeps its code.
+/// Returns each target's links to register (the new codes only), or the
 /// channel and the platform's complaint.
 pub(crate) fn track_links(
     planned: &mut [PlannedTarget],
     base_url: &str,
     campaign: &str,
     registry: &AdapterRegistry,
+    known: &KnownLinks,
 ) -> Result<Vec<Vec<NewTargetLink>>, String> {
     let tracked_prefix = format!("{base_url}/r/");
     let mut all = Vec::with_capacity(planned.len());
@@ -33,7 +52,10 @@ pub(crate) fn track_links(
         let medium = if kind == "email" { "email" } else { "social" };
         // One code per destination within a target: the whole text and its
         // parts name the same links.
-        let mut codes: HashMap<String, String> = HashMap::new();
+        let registered = known.get(&target.channel);
+        let mut codes: HashMap<String, String> = registered
+            .map(|k| k.iter().map(|(d, c)| (d.clone(), c.clone())).collect())
+            .unwrap_or_default();
         let mut rewrite = |text: &str| {
             rewrite_links(text, |url| {
                 if url.starts_with(&tracked_prefix) {
@@ -70,6 +92,7 @@ pub(crate) fn track_links(
         }
         let mut links: Vec<NewTargetLink> = codes
             .into_iter()
+            .filter(|(destination, _)| registered.is_none_or(|k| !k.contains_key(destination)))
             .map(|(destination, code)| NewTargetLink {
                 code,
                 destination,

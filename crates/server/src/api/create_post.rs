@@ -112,6 +112,7 @@ impl PostRequest {
             reply_to: None,
             untracked: self.track_links == Some(false),
             variants: self.variants.into_iter().collect(),
+            known_links: Default::default(),
         })
     }
 }
