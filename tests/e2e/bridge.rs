@@ -871,3 +871,96 @@ async fn a_bridge_that_cannot_work_is_refused_at_start() {
         assert!(stderr.contains(expected), "{change}: {stderr}");
     }
 }
+
+/// A creator past their deadline with posts owed is told to the bridge
+/// once: not again on the next check, not again after a crash and restart.
+async fn overdue_creators_are_told_once(db: Option<TestDb>) {
+    let fakes = Fakes::start().await;
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels = format!(
+        "{}\n[attribution]\noverdue_check_secs = 1\n",
+        channels(&fakes.base)
+    );
+    let mut clarion = Clarion::new(db, &settings);
+    clarion.env = vec![
+        ("E2E_MASTODON_TOKEN".into(), "masto-token".into()),
+        ("E2E_TELEGRAM_TOKEN".into(), "123:telegram".into()),
+    ];
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    let campaign = |name: &str, creator: &str, deadline: &str| {
+        format!(
+            "name = \"{name}\"\nstarts = \"2026-01-01\"\nends = \"2030-12-31\"\ncurrency = \"USD\"\n\
+             [[creators]]\nname = \"{creator}\"\nhandles = {{ mastodon = \"{creator}@masto.test\" }}\n\
+             posts_contracted = 2\ndeadline = \"{deadline}\"\n"
+        )
+    };
+    std::fs::write(
+        campaigns.join("spring.toml"),
+        campaign("spring", "ann", "2026-01-02"),
+    )
+    .unwrap();
+    // Not due yet: never told.
+    std::fs::write(
+        campaigns.join("later.toml"),
+        campaign("later", "dan", "2030-01-01"),
+    )
+    .unwrap();
+    let notices = |who: &str| {
+        fakes
+            .sent()
+            .iter()
+            .filter(|m| {
+                m["request"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&format!("creator {who} has delivered")))
+            })
+            .count()
+    };
+    let mut run = clarion.run();
+    run.ready().await;
+    let told = wait_until(Duration::from_secs(30), || async { notices("ann") >= 1 }).await;
+    assert!(
+        told,
+        "the overdue creator reached the bridge:\n{}",
+        run.log()
+    );
+    let text = fakes
+        .sent()
+        .iter()
+        .find_map(|m| m["request"]["text"].as_str().map(str::to_owned))
+        .unwrap();
+    assert!(
+        text.contains("Campaign spring: creator ann has delivered 0 of 2 contracted post(s) (deadline 2026-01-02)"),
+        "{text}"
+    );
+
+    // A crash, a new overdue campaign, a restart: the new creator is told
+    // in the same check that finds ann again, and ann is not told twice.
+    run.kill();
+    std::fs::write(
+        campaigns.join("summer.toml"),
+        campaign("summer", "cat", "2026-02-01"),
+    )
+    .unwrap();
+    let run = clarion.run();
+    run.ready().await;
+    let told = wait_until(Duration::from_secs(30), || async { notices("cat") >= 1 }).await;
+    assert!(told, "{}", run.log());
+    assert_eq!(notices("ann"), 1, "{:?}", fakes.sent());
+    assert_eq!(notices("cat"), 1, "{:?}", fakes.sent());
+    assert_eq!(notices("dan"), 0, "{:?}", fakes.sent());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overdue_creators_are_told_once_sqlite() {
+    overdue_creators_are_told_once(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overdue_creators_are_told_once_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        overdue_creators_are_told_once(Some(db)).await;
+    }
+}

@@ -31,6 +31,9 @@ pub struct AttributionConfig {
     pub metrics_after_secs: Vec<u64>,
     /// How often the metrics poller looks for due snapshots (seconds).
     pub metrics_poll_secs: u64,
+    /// How often `clarion run` looks for creators past their deadline
+    /// (seconds); each one found is told to the chat bridge once.
+    pub overdue_check_secs: u64,
 }
 
 impl Default for AttributionConfig {
@@ -46,6 +49,7 @@ impl Default for AttributionConfig {
             // 1 h, 6 h, 24 h, 72 h, 7 days.
             metrics_after_secs: vec![3_600, 21_600, 86_400, 259_200, 604_800],
             metrics_poll_secs: 60,
+            overdue_check_secs: 3_600,
         }
     }
 }

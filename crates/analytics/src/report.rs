@@ -310,6 +310,62 @@ pub async fn campaign_report(
     })
 }
 
+/// A creator whose deadline has passed with fewer posts delivered than
+/// contracted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverdueCreator {
+    pub campaign: String,
+    pub creator: String,
+    pub contracted: u32,
+    pub delivered: u32,
+    pub deadline: Option<NaiveDate>,
+}
+
+impl OverdueCreator {
+    /// What a person is told (the bridge notice).
+    pub fn notice(&self) -> String {
+        let deadline = self
+            .deadline
+            .map(|d| format!(" (deadline {d})"))
+            .unwrap_or_default();
+        format!(
+            "Campaign {}: creator {} has delivered {} of {} contracted post(s){deadline}.",
+            self.campaign, self.creator, self.delivered, self.contracted
+        )
+    }
+}
+
+/// The overdue creators of every campaign on `today`, from the posts the
+/// listeners captured (the same count the campaign report shows).
+pub async fn overdue_creators(
+    store: &Store,
+    campaigns: &clarion_attribution::Campaigns,
+    registry: &clarion_core::AdapterRegistry,
+    today: NaiveDate,
+) -> Result<Vec<OverdueCreator>, AnalyticsError> {
+    let mut overdue = Vec::new();
+    for campaign in campaigns.iter() {
+        if !campaign.creators.iter().any(|c| c.is_overdue(0, today)) {
+            continue; // no deadline has passed: no engagement read
+        }
+        let posts = creator_posts(store, campaign, registry).await?;
+        for c in &campaign.creators {
+            let delivered = posts.iter().filter(|p| p.creator == c.name).count();
+            let delivered = u32::try_from(delivered).unwrap_or(u32::MAX);
+            if c.is_overdue(delivered, today) {
+                overdue.push(OverdueCreator {
+                    campaign: campaign.name.clone(),
+                    creator: c.name.clone(),
+                    contracted: c.posts_contracted,
+                    delivered,
+                    deadline: c.deadline,
+                });
+            }
+        }
+    }
+    Ok(overdue)
+}
+
 /// The campaign's creators' posts among the captured engagements.
 async fn creator_posts(
     store: &Store,

@@ -4,6 +4,7 @@
 mod app;
 mod commands;
 mod config;
+mod overdue_watch;
 mod time;
 
 use std::io::IsTerminal;

@@ -100,6 +100,16 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         std::time::Duration::from_secs(app.config.attribution.metrics_poll_secs.max(1)),
     );
     tokio::spawn(poller.run(stop_rx.clone()));
+    if let Some(bridge) = &app.config.bridge {
+        let watch = crate::overdue_watch::OverdueWatch {
+            service: app.service.clone(),
+            campaigns: app.analytics.campaigns.clone(),
+            channel: bridge.channel.clone(),
+            timezone: app.config.timezone,
+            every: std::time::Duration::from_secs(app.config.attribution.overdue_check_secs.max(1)),
+        };
+        tokio::spawn(watch.run(stop_rx.clone()));
+    }
     let listeners = tokio::spawn(listening.run(stop_rx));
     let recorder = app.analytics.redirector.recorder().clone();
     // The peer address feeds the redirect's daily-salted visitor key.
