@@ -901,3 +901,85 @@ async fn files_and_edits_keep_their_codes_postgres() {
         files_and_edits_keep_their_codes(Some(db)).await;
     }
 }
+
+/// An A/B test over time slots: one post per variant, each on every
+/// channel, each at its own slot (never early); the report compares them.
+async fn variants_over_time_slots(db: Option<TestDb>) {
+    let sink = Sink::start(SinkRules::default()).await;
+    let clarion = Clarion::new(db, &Settings::new(&sink));
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
+    let run = clarion.run();
+    run.ready().await;
+
+    let refused = clarion.cli(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "--variant",
+        "A=only one",
+        "--variant-every",
+        "1s",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("give at least two variants"),
+        "{refused:?}"
+    );
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(500);
+    let out = clarion.ok(&[
+        "post",
+        "create",
+        "-C",
+        "sink",
+        "--campaign",
+        "spring",
+        "--at",
+        &at.to_rfc3339(),
+        "--variant",
+        "morning=Slot A",
+        "--variant",
+        "evening=Slot B",
+        "--variant-every",
+        "2s",
+    ]);
+    assert_eq!(out.matches(" scheduled for ").count(), 2, "{out}");
+    let both = wait_until(Duration::from_secs(30), || async {
+        sink.distinct_keys() >= 2
+    })
+    .await;
+    assert!(both, "{:?}\n{}", sink.arrivals(), run.log());
+    let arrived = |text: &str| {
+        sink.arrivals()
+            .into_iter()
+            .find(|a| a.body["text"] == json!(text))
+            .unwrap_or_else(|| panic!("{text} not sent: {:?}", sink.arrivals()))
+            .at_ms
+    };
+    let (a, b) = (arrived("Slot A"), arrived("Slot B"));
+    let at_ms = at.timestamp_millis();
+    assert!(a >= at_ms, "A early: {a} < {at_ms}");
+    assert!(b >= at_ms + 2_000, "B went before its slot: {b}");
+    let r = report(&clarion);
+    for variant in ["morning", "evening"] {
+        assert_eq!(
+            row(&r["by_variant"], variant)["posts_delivered"],
+            json!(1),
+            "{r}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn variants_over_time_slots_sqlite() {
+    variants_over_time_slots(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn variants_over_time_slots_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        variants_over_time_slots(Some(db)).await;
+    }
+}

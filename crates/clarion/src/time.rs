@@ -52,7 +52,7 @@ pub fn parse_in(value: &str) -> anyhow::Result<chrono::Duration> {
     parse_duration(value).ok_or_else(|| anyhow!("--in `{value}`: {IN_EXAMPLES}"))
 }
 
-fn parse_duration(value: &str) -> Option<chrono::Duration> {
+pub fn parse_duration(value: &str) -> Option<chrono::Duration> {
     let mut rest = value.trim();
     if rest.is_empty() {
         return None;

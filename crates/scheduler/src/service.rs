@@ -57,6 +57,9 @@ pub struct PostInput {
     /// A/B variants: `(name, text)`. Channel i carries variant i mod n (as
     /// its text, unless it has an override); reports compare variants.
     pub variants: Vec<(String, String)>,
+    /// The whole post is this A/B variant (a test over time slots: one
+    /// post per variant, see [`PostService::create_variants_in_slots`]).
+    pub variant: Option<String>,
     /// Tracked links the post already has, per channel: destination ->
     /// code. An edit or a re-synced file keeps its codes (links already
     /// shared keep working and counting); only new destinations get new ones.
@@ -144,6 +147,42 @@ impl PostService {
             .ok_or_else(|| {
                 StoreError::Inconsistent("a created post was not returned".into()).into()
             })
+    }
+
+    /// An A/B test over time slots: one post per variant on all of
+    /// `input`'s channels, the first at `input.at` (or now), each next one
+    /// `every` later; each post's targets carry its variant, so reports
+    /// compare them. All or nothing, like [`Self::create_many`].
+    pub async fn create_variants_in_slots(
+        &self,
+        mut input: PostInput,
+        every: chrono::Duration,
+    ) -> Result<Vec<PostDetail>, ServiceError> {
+        let variants = std::mem::take(&mut input.variants);
+        check_variants(&variants).map_err(Refusal::into_single)?;
+        if every <= chrono::Duration::zero() {
+            return Err(ServiceError::BadRequest(
+                "variant_every: the time between slots must be positive".into(),
+            ));
+        }
+        if input.draft {
+            return Err(ServiceError::BadRequest(
+                "variant_every: time slots need a schedule; a draft has none".into(),
+            ));
+        }
+        let first = input.at.unwrap_or_else(Utc::now);
+        let mut slot = first;
+        let mut inputs = Vec::with_capacity(variants.len());
+        for (name, text) in variants {
+            inputs.push(PostInput {
+                body: text,
+                at: Some(slot),
+                variant: Some(name),
+                ..input.clone()
+            });
+            slot += every;
+        }
+        self.create_many(inputs).await
     }
 
     /// Validates every post first: if any is invalid nothing is stored and
@@ -415,29 +454,30 @@ fn field_of(step: RenderStep, error: &ContentError, input: &PostInput) -> String
     }
 }
 
-/// Gives each channel its variant's text (as an override, unless it has
-/// its own) and says which variant each channel carries.
-fn spread_variants(mut input: PostInput) -> Result<(PostInput, BTreeMap<String, String>), Refusal> {
-    let mut variant_of = BTreeMap::new();
-    if input.variants.is_empty() {
-        return Ok((input, variant_of));
+/// A variant name: 1 to 32 letters, digits, `-` or `_`.
+fn check_variant_name(name: &str, field: &'static str) -> Result<(), Refusal> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Refusal::field(
+            field,
+            format!("`{name}`: a variant name is 1 to 32 letters, digits, - or _"),
+        ))
     }
-    let variants = std::mem::take(&mut input.variants);
+}
+
+/// Two or more variants, each named once, none empty.
+fn check_variants(variants: &[(String, String)]) -> Result<(), Refusal> {
     if variants.len() < 2 {
         return Err(Refusal::field("variants", "give at least two variants"));
     }
     for (i, (name, text)) in variants.iter().enumerate() {
-        let valid = !name.is_empty()
-            && name.len() <= 32
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
-            return Err(Refusal::field(
-                "variants",
-                format!("`{name}`: a variant name is 1 to 32 letters, digits, - or _"),
-            ));
-        }
+        check_variant_name(name, "variants")?;
         if variants[..i].iter().any(|(other, _)| other == name) {
             return Err(Refusal::field(
                 "variants",
@@ -451,6 +491,31 @@ fn spread_variants(mut input: PostInput) -> Result<(PostInput, BTreeMap<String, 
             ));
         }
     }
+    Ok(())
+}
+
+/// Gives each channel its variant's text (as an override, unless it has
+/// its own) and says which variant each channel carries.
+fn spread_variants(mut input: PostInput) -> Result<(PostInput, BTreeMap<String, String>), Refusal> {
+    let mut variant_of = BTreeMap::new();
+    if let Some(name) = &input.variant {
+        if !input.variants.is_empty() {
+            return Err(Refusal::field(
+                "variant",
+                "give either `variants` (spread across channels) or `variant` (this whole post), not both",
+            ));
+        }
+        check_variant_name(name, "variant")?;
+        for channel in &input.channels {
+            variant_of.insert(channel.clone(), name.clone());
+        }
+        return Ok((input, variant_of));
+    }
+    if input.variants.is_empty() {
+        return Ok((input, variant_of));
+    }
+    let variants = std::mem::take(&mut input.variants);
+    check_variants(&variants)?;
     if input.channels.len() < variants.len() {
         return Err(Refusal::field(
             "variants",

@@ -261,6 +261,8 @@ enum Column {
     Template,
     Campaign,
     Author,
+    /// The A/B variant the whole post is (a test over time slots).
+    Variant,
     /// Files in the media folder, `;`-separated; each `path` or `path|alt text`.
     Media,
     Var(String),
@@ -328,6 +330,7 @@ fn column(name: &str) -> Result<Column, String> {
         "template" => Column::Template,
         "campaign" => Column::Campaign,
         "author" => Column::Author,
+        "variant" => Column::Variant,
         "media" => Column::Media,
         _ => {
             if let Some(var) = name.strip_prefix("var.").filter(|v| !v.is_empty()) {
@@ -337,7 +340,7 @@ fn column(name: &str) -> Result<Column, String> {
             } else {
                 return Err(format!(
                     "unknown column `{name}` (known: body, channels, at, draft, thread, template, \
-                     campaign, author, media, var.NAME, override.CHANNEL)"
+                     campaign, author, variant, media, var.NAME, override.CHANNEL)"
                 ));
             }
         }
@@ -360,6 +363,7 @@ fn csv_post(columns: &[Column], record: &csv::StringRecord) -> Result<PostReques
         media: Vec::new(),
         track_links: None,
         variants: BTreeMap::new(),
+        variant: None,
     };
     let given = |cell: &str| (!cell.trim().is_empty()).then(|| cell.to_owned());
     for (column, cell) in columns.iter().zip(record.iter()) {
@@ -377,6 +381,7 @@ fn csv_post(columns: &[Column], record: &csv::StringRecord) -> Result<PostReques
             Column::Thread => post.thread = flag("thread", cell)?,
             Column::Template => post.template = given(cell),
             Column::Campaign => post.campaign = given(cell),
+            Column::Variant => post.variant = given(cell),
             Column::Author => post.author = given(cell),
             Column::Media => {
                 post.media = cell

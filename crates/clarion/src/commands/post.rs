@@ -58,6 +58,9 @@ pub enum PostCommand {
         /// An A/B variant, NAME=TEXT (repeat; channels take them in turn, one each).
         #[arg(long = "variant", value_name = "NAME=TEXT")]
         variants: Vec<String>,
+        /// Test the variants over time slots instead: one post per variant on every channel, this far apart (e.g. 1d, 3h).
+        #[arg(long, value_name = "DURATION", requires = "variants")]
+        variant_every: Option<String>,
         /// Attach a file from the media folder (media_dir, default content/media), by its path from here or within that folder (repeat for several).
         #[arg(long = "media")]
         media: Vec<std::path::PathBuf>,
@@ -135,6 +138,7 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
             alts,
             no_track_links,
             variants,
+            variant_every,
         } => {
             let variants = variants
                 .iter()
@@ -165,8 +169,23 @@ pub async fn run(cmd: PostCommand, app: App) -> anyhow::Result<()> {
                 reply_to: None,
                 untracked: no_track_links,
                 variants,
+                variant: None,
                 known_links: Default::default(),
             };
+            if let Some(every) = variant_every {
+                let every = time::parse_duration(&every).ok_or_else(|| {
+                    anyhow::anyhow!("--variant-every `{every}`: {}", time::IN_EXAMPLES)
+                })?;
+                let posts = app
+                    .service
+                    .create_variants_in_slots(input, every)
+                    .await
+                    .map_err(service_error)?;
+                for detail in &posts {
+                    print_created(detail);
+                }
+                return Ok(());
+            }
             let detail = app.service.create(input).await.map_err(service_error)?;
             print_created(&detail);
         }

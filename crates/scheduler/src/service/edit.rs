@@ -153,6 +153,7 @@ impl PostService {
                 known_links: super::tracking::known_links(&self.store.post_links(&[id]).await?),
                 // Each target keeps the variant it was created with.
                 variants: Vec::new(),
+                variant: None,
             };
             self.prepare(input, None)
                 .map_err(Refusal::into_single)?

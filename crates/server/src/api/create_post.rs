@@ -45,6 +45,10 @@ pub struct PostRequest {
     /// name order, one each, round robin.
     #[serde(default)]
     pub variants: BTreeMap<String, String>,
+    /// This whole post is the A/B variant of this name: a test over time
+    /// slots is one post per variant (for example through `/posts/bulk`).
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +116,7 @@ impl PostRequest {
             reply_to: None,
             untracked: self.track_links == Some(false),
             variants: self.variants.into_iter().collect(),
+            variant: self.variant,
             known_links: Default::default(),
         })
     }
