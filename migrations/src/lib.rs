@@ -14,6 +14,7 @@ mod m20261204_000001_attribution;
 mod m20261205_000001_post_metrics;
 mod m20261206_000001_target_variant;
 mod m20261207_000001_rollups;
+mod m20261208_000001_order_social_handles;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_post_metrics::Migration),
             Box::new(m20261206_000001_target_variant::Migration),
             Box::new(m20261207_000001_rollups::Migration),
+            Box::new(m20261208_000001_order_social_handles::Migration),
         ]
     }
 }

@@ -480,10 +480,49 @@ metrics_poll_secs = 1
         masto.statuses()
     );
 
+    // A customer answers variant B's Mastodon status; their order names
+    // their Mastodon account: the engagement is the touch (channel masto,
+    // variant B), with no click and no code.
+    let store = clarion.db.store().await;
+    let deal_b = all_targets(&store)
+        .await
+        .into_iter()
+        .find(|t| t.channel == "masto" && t.rendered_text.starts_with("Deal B"))
+        .and_then(|t| t.platform_post_id)
+        .expect("variant B's status id");
+    masto.reply_by("buyer", "130001", Some(&deal_b), "does it come in blue?");
+    let captured = wait_until(Duration::from_secs(30), || async {
+        clarion
+            .ok(&["inbox", "ls", "--platform", "mastodon"])
+            .contains("does it come in blue?")
+    })
+    .await;
+    assert!(captured, "{}", run.log());
+    let engaged = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&clarion.token)
+        .json(&json!({
+            "order_id": "E-1", "amount_minor": 1500, "currency": "USD",
+            // After the reply (the fake dates it 10:00), inside the window.
+            "at": "2026-11-27T12:00:00Z", "customer_key": "fan-1",
+            "social_handles": ["Mastodon:@Buyer@masto.test"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(engaged.status().as_u16(), 200, "{:?}", engaged.text().await);
+    let r = report(&clarion);
+    assert_eq!(
+        row(&r["by_variant"], "B")["revenue_minor"],
+        json!(1500),
+        "the engagement credits variant B: {r}"
+    );
+    assert_eq!(row(&r["by_channel"], "masto")["orders"], json!(1), "{r}");
+
     let r = report(&clarion);
     assert_eq!(r["model"], json!("last-click/7d"));
-    assert_eq!(r["total"]["orders"], json!(2), "{r}");
-    assert_eq!(r["total"]["revenue_minor"], json!(6500), "{r}");
+    assert_eq!(r["total"]["orders"], json!(3), "{r}");
+    assert_eq!(r["total"]["revenue_minor"], json!(8000), "{r}");
     // The creator's link, the post's link and variant A's link.
     assert_eq!(r["total"]["clicks"], json!(3), "{r}");
     assert_eq!(r["total"]["bot_fetches"], json!(1), "{r}");
@@ -525,7 +564,7 @@ metrics_poll_secs = 1
     ]);
     let linear: Value = serde_json::from_str(&linear).unwrap();
     assert_eq!(linear["model"], json!("linear/7d"));
-    assert_eq!(linear["total"]["revenue_minor"], json!(5500), "{linear}");
+    assert_eq!(linear["total"]["revenue_minor"], json!(7000), "{linear}");
     let svg = clarion.ok(&["report", "campaign", "spring", "--format", "svg"]);
     assert!(
         svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),

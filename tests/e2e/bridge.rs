@@ -125,16 +125,22 @@ impl Fakes {
 
     /// A mention that answers the status `in_reply_to` (None: a new thread).
     pub fn reply_in_thread(&self, status_id: &str, in_reply_to: Option<&str>, text: &str) {
+        self.reply_by("fan", status_id, in_reply_to, text);
+    }
+
+    /// [`Self::reply_in_thread`] written by `user@masto.test`.
+    pub fn reply_by(&self, user: &str, status_id: &str, in_reply_to: Option<&str>, text: &str) {
+        let account = json!({"id": "77", "username": user, "acct": format!("{user}@masto.test"), "display_name": "A Fan", "bot": false});
         let mut s = self.state.lock().unwrap();
         let n = s.notifications.len() + 1;
         s.notifications.push(json!({
             "id": format!("{}", 70_000 + n), "type": "mention", "created_at": "2026-11-27T10:00:00.000Z",
-            "account": {"id": "77", "username": "fan", "acct": "fan@masto.test", "display_name": "A Fan", "bot": false},
+            "account": account.clone(),
             "status": {
                 "id": status_id, "created_at": "2026-11-27T10:00:00.000Z", "in_reply_to_id": in_reply_to,
                 "visibility": "public", "spoiler_text": "", "content": format!("<p>{text}</p>"),
-                "url": format!("https://masto.test/@fan/{status_id}"), "uri": format!("https://masto.test/users/fan/statuses/{status_id}"),
-                "account": {"id": "77", "username": "fan", "acct": "fan@masto.test", "display_name": "A Fan", "bot": false}
+                "url": format!("https://masto.test/@{user}/{status_id}"), "uri": format!("https://masto.test/users/{user}/statuses/{status_id}"),
+                "account": account
             }
         }));
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clarion_attribution::{
     Campaigns, Currency, DecidedBy, Model, OrderFacts, Touch, attribute, scale,
 };
-use clarion_store::{AttributionClick, NewCredit, Store, shop_order};
+use clarion_store::{AttributionClick, EngagementTouch, NewCredit, Store, shop_order};
 
 use crate::AnalyticsError;
 
@@ -80,10 +80,24 @@ impl Attributor {
     /// Credits one stored order (new, or refunded) under the default model.
     pub async fn credit(&self, order: &shop_order::Model) -> Result<(), AnalyticsError> {
         let key = self.default;
-        let touches = self
+        let from = order.at_ms - key.window_ms();
+        let mut touches: Vec<TouchRow> = self
             .store
-            .touches_for(order, order.at_ms - key.window_ms())
-            .await?;
+            .touches_for(order, from)
+            .await?
+            .iter()
+            .map(TouchRow::from)
+            .collect();
+        let handles: Vec<String> = order.handles().map(str::to_owned).collect();
+        if !handles.is_empty() {
+            touches.extend(
+                self.store
+                    .engagement_touches(Some(&handles), from, order.at_ms)
+                    .await?
+                    .iter()
+                    .map(TouchRow::from),
+            );
+        }
         let credits = self.credits_for(order, &touches, key);
         self.store
             .replace_credits(&key.to_string(), &[(order.clone(), credits)])
@@ -124,6 +138,12 @@ impl Attributor {
                     .push(click.as_str());
             }
         }
+        // Engagements with campaign posts, by their author's handle.
+        let engagements = self.store.engagement_touches(None, 0, i64::MAX).await?;
+        let mut by_handle: HashMap<String, Vec<&EngagementTouch>> = HashMap::new();
+        for e in &engagements {
+            by_handle.entry(e.handle_key()).or_default().push(e);
+        }
         let mut stats = RecomputeStats::default();
         let mut results = Vec::with_capacity(orders.len());
         let mut touches: Vec<AttributionClick> = Vec::new();
@@ -157,7 +177,18 @@ impl Attributor {
                     touches.push(clicks[i].clone());
                 }
             }
-            let credits = self.credits_for(order, &touches, key);
+            let mut rows: Vec<TouchRow> = touches.iter().map(TouchRow::from).collect();
+            for handle in order.handles() {
+                rows.extend(
+                    by_handle
+                        .get(handle)
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e.at_ms >= from && e.at_ms <= order.at_ms)
+                        .map(|e| TouchRow::from(*e)),
+                );
+            }
+            let credits = self.credits_for(order, &rows, key);
             match credits.first().map(|c| c.decided_by.as_str()) {
                 Some(d) if d.starts_with("code:") => stats.by_code += 1,
                 Some("touches") => stats.by_touches += 1,
@@ -177,7 +208,7 @@ impl Attributor {
     fn credits_for(
         &self,
         order: &shop_order::Model,
-        touches: &[AttributionClick],
+        touches: &[TouchRow],
         key: ModelKey,
     ) -> Vec<NewCredit> {
         let currency = Currency::new(&order.currency).ok();
@@ -195,7 +226,7 @@ impl Attributor {
             .iter()
             .map(|c| Touch {
                 at_ms: c.at_ms,
-                id: i64::from(c.id),
+                id: c.id,
                 creator: c.creator.clone(),
             })
             .collect();
@@ -222,9 +253,9 @@ impl Attributor {
             .map(|credit| {
                 let click = credit
                     .touch_id
-                    .and_then(|id| touches.iter().find(|c| i64::from(c.id) == id));
+                    .and_then(|id| touches.iter().find(|c| c.id == id));
                 NewCredit {
-                    click_row_id: click.map(|c| c.id),
+                    click_row_id: click.and_then(|c| c.click_row_id),
                     campaign: code_campaign
                         .clone()
                         .or_else(|| click.and_then(|c| c.campaign.clone())),
@@ -254,5 +285,51 @@ fn unattributed(net: i64) -> NewCredit {
         amount_minor: net,
         share_ppm: 1_000_000,
         decided_by: "unattributed".into(),
+    }
+}
+
+/// A touch an order can be credited to: a counted click, or an engagement
+/// of the customer's with a campaign post (their handle is on the order).
+#[derive(Debug, Clone)]
+struct TouchRow {
+    /// The click's row id; an engagement's as a negative number, so the
+    /// two never collide in one order's touches.
+    id: i64,
+    at_ms: i64,
+    click_row_id: Option<i32>,
+    campaign: Option<String>,
+    creator: Option<String>,
+    channel: Option<String>,
+    post_id: Option<i32>,
+    target_id: Option<i32>,
+}
+
+impl From<&AttributionClick> for TouchRow {
+    fn from(c: &AttributionClick) -> Self {
+        Self {
+            id: i64::from(c.id),
+            at_ms: c.at_ms,
+            click_row_id: Some(c.id),
+            campaign: c.campaign.clone(),
+            creator: c.creator.clone(),
+            channel: c.channel.clone(),
+            post_id: c.post_id,
+            target_id: c.target_id,
+        }
+    }
+}
+
+impl From<&EngagementTouch> for TouchRow {
+    fn from(e: &EngagementTouch) -> Self {
+        Self {
+            id: -i64::from(e.id),
+            at_ms: e.at_ms,
+            click_row_id: None,
+            campaign: e.campaign.clone(),
+            creator: None,
+            channel: Some(e.channel.clone()),
+            post_id: e.post_id,
+            target_id: e.target_id,
+        }
     }
 }

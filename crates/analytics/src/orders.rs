@@ -62,6 +62,7 @@ impl Orders {
             utm_medium: order.utm.medium,
             utm_campaign: order.utm.campaign,
             utm_content: order.utm.content,
+            social_handles: order.social_handles,
         };
         self.finish(self.store.ingest_order(delivery, new).await?)
             .await

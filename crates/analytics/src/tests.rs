@@ -40,6 +40,7 @@ fn order(id: &str, at_ms: i64, minor: i64, click: Option<&str>, codes: &[&str]) 
         click_id: click.map(str::to_owned),
         discount_codes: codes.iter().map(|c| (*c).to_owned()).collect(),
         utm: Utm::default(),
+        social_handles: Vec::new(),
     }
 }
 

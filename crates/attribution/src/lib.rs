@@ -37,8 +37,8 @@ pub use model::{
 };
 pub use money::{Currency, Money, MoneyError, parse_decimal, split};
 pub use orders::{
-    Order, OrderError, OrderSource, Refund, RowError, csv_orders, generic_order, shopify_order,
-    shopify_refund, woocommerce_order,
+    Order, OrderError, OrderSource, Refund, RowError, SOCIAL_PARAM, csv_orders, generic_order,
+    shopify_order, shopify_refund, social_handle, woocommerce_order,
 };
 pub use signature::{
     SHOPIFY_SIGNATURE_HEADER, SignatureError, WOOCOMMERCE_SIGNATURE_HEADER,

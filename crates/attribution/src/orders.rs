@@ -66,6 +66,44 @@ pub struct Order {
     /// In the order the shop lists them.
     pub discount_codes: Vec<String>,
     pub utm: Utm,
+    /// The customer's social accounts as `platform:handle` (see
+    /// [`social_handle`]): their engagements with campaign posts are touches.
+    pub social_handles: Vec<String>,
+}
+
+/// The note attribute (Shopify) or meta key (WooCommerce) that carries the
+/// customer's social accounts, `platform:handle`, several separated by
+/// spaces or commas (a shop asks for them at checkout, or a loyalty app
+/// fills them in).
+pub const SOCIAL_PARAM: &str = "clarion_social";
+
+/// `platform:handle` normalised: the platform in lower case, the handle
+/// without a leading `@` and in lower case (`Mastodon:@Fan@masto.test` ->
+/// `mastodon:fan@masto.test`), so it compares equal to a captured author.
+pub fn social_handle(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let example = "write PLATFORM:HANDLE, for example mastodon:@fan@example.social or bluesky:fan.bsky.social";
+    let Some((platform, handle)) = text.split_once(':') else {
+        return Err(format!("`{text}`: {example}"));
+    };
+    let platform = platform.trim().to_ascii_lowercase();
+    let handle = handle.trim().trim_start_matches('@').to_lowercase();
+    if platform.is_empty()
+        || !platform.chars().all(|c| c.is_ascii_lowercase())
+        || handle.is_empty()
+        || handle.chars().any(char::is_whitespace)
+    {
+        return Err(format!("`{text}`: {example}"));
+    }
+    Ok(format!("{platform}:{handle}"))
+}
+
+/// Every handle of a list separated by spaces, commas or `;`.
+fn social_handles(text: &str, field: &str) -> Result<Vec<String>, OrderError> {
+    text.split([' ', ',', ';', '\n'])
+        .filter(|h| !h.trim().is_empty())
+        .map(|h| social_handle(h).map_err(|e| field_error(field, e)))
+        .collect()
 }
 
 impl Order {
@@ -227,12 +265,17 @@ pub fn shopify_order(body: &[u8]) -> Result<Order, OrderError> {
         .as_deref()
         .map(landing_page_tracking)
         .unwrap_or_default();
-    let noted_click_id = raw
-        .note_attributes
-        .unwrap_or_default()
+    let notes = raw.note_attributes.unwrap_or_default();
+    let noted_click_id = notes
         .iter()
         .find(|attribute| attribute.name == CLICK_ID_PARAM)
         .and_then(|attribute| text_value(&attribute.value));
+    let mut handles = Vec::new();
+    for note in notes.iter().filter(|a| a.name == SOCIAL_PARAM) {
+        if let Some(value) = text_value(&note.value) {
+            handles.extend(social_handles(&value, "note_attributes.clarion_social")?);
+        }
+    }
     Ok(Order {
         source: OrderSource::Shopify,
         order_id,
@@ -248,6 +291,7 @@ pub fn shopify_order(body: &[u8]) -> Result<Order, OrderError> {
             .map(|d| d.code)
             .collect(),
         utm,
+        social_handles: handles,
     })
 }
 
@@ -454,12 +498,15 @@ pub fn woocommerce_order(body: &[u8]) -> Result<Order, OrderError> {
     };
     let mut click_id = None;
     let mut utm = Utm::default();
+    let mut handles = Vec::new();
     for meta in raw.meta_data.unwrap_or_default() {
         let Some(value) = text_value(&meta.value) else {
             continue;
         };
         if meta.key == CLICK_ID_PARAM {
             click_id.get_or_insert(value);
+        } else if meta.key == SOCIAL_PARAM {
+            handles.extend(social_handles(&value, "meta_data.clarion_social")?);
         } else if let Some(name) = meta.key.strip_prefix(WOO_ATTRIBUTION_PREFIX) {
             utm.set_param(name, &value);
         }
@@ -483,6 +530,7 @@ pub fn woocommerce_order(body: &[u8]) -> Result<Order, OrderError> {
             .map(|c| c.code)
             .collect(),
         utm,
+        social_handles: handles,
     })
 }
 
@@ -503,11 +551,13 @@ struct GenericOrder {
     utm_campaign: Option<String>,
     utm_content: Option<String>,
     utm_term: Option<String>,
+    social_handles: Option<Vec<String>>,
 }
 
 /// Clarion's own order format, for shops without a built-in parser:
 /// `{"order_id", "amount_minor", "currency", "at" (RFC 3339)}` plus optional
-/// `customer_key`, `click_id`, `discount_codes`, `utm_*`. Unknown fields are
+/// `customer_key`, `click_id`, `discount_codes`, `utm_*`, `social_handles`
+/// (`["mastodon:@fan@example.social"]`). Unknown fields are
 /// refused so a misspelt optional field is not silently lost.
 pub fn generic_order(body: &[u8]) -> Result<Order, OrderError> {
     let raw: GenericOrder = decode(body)?;
@@ -516,6 +566,12 @@ pub fn generic_order(body: &[u8]) -> Result<Order, OrderError> {
     let currency = currency_field(raw.currency, "currency")?;
     let at_ms = rfc3339_ms(&required(raw.at, "at")?, "at")?;
     let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    let social_handles = raw
+        .social_handles
+        .unwrap_or_default()
+        .iter()
+        .map(|h| social_handle(h).map_err(|e| field_error("social_handles", e)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Order {
         source: OrderSource::Generic,
         order_id,
@@ -532,6 +588,7 @@ pub fn generic_order(body: &[u8]) -> Result<Order, OrderError> {
             content: non_empty(raw.utm_content),
             term: non_empty(raw.utm_term),
         },
+        social_handles,
     })
 }
 
@@ -545,7 +602,7 @@ pub struct RowError {
     pub reason: String,
 }
 
-const CSV_COLUMNS: [&str; 12] = [
+const CSV_COLUMNS: [&str; 13] = [
     "order_id",
     "amount",
     "currency",
@@ -558,13 +615,15 @@ const CSV_COLUMNS: [&str; 12] = [
     "utm_campaign",
     "utm_content",
     "utm_term",
+    "social_handles",
 ];
 const CSV_REQUIRED: [&str; 4] = ["order_id", "amount", "currency", "at"];
 
 /// Orders from a CSV export with the header
 /// `order_id,amount,currency,at,customer_key,click_id,discount_codes,utm_source,utm_medium,utm_campaign,utm_content`.
 ///
-/// An optional `utm_term` column is read too. Columns may come in any
+/// Optional `utm_term` and `social_handles` (`;`-separated
+/// `platform:handle`) columns are read too. Columns may come in any
 /// order and the optional ones may be left out; an unknown or missing
 /// required column fails the whole file (one error, line 1). `amount` is a decimal ("12.30"), `at` RFC 3339, codes are
 /// separated by `;`, cells are trimmed. Each row succeeds or fails on its
@@ -644,6 +703,10 @@ fn csv_order(cell: &dyn Fn(&str) -> Option<String>) -> Result<Order, OrderError>
             content: cell("utm_content"),
             term: cell("utm_term"),
         },
+        social_handles: match cell("social_handles") {
+            Some(text) => social_handles(&text, "social_handles")?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -677,7 +740,8 @@ mod tests {
         "referring_site": "https://bsky.app/",
         "customer": {"id": 115310627314723954, "email": "john@example.com"},
         "discount_codes": [{"code": "ANA10", "amount": "10.00", "type": "percentage"}],
-        "note_attributes": [{"name": "gift", "value": "yes"}, {"name": "clarion_cid", "value": "note-cid"}],
+        "note_attributes": [{"name": "gift", "value": "yes"}, {"name": "clarion_cid", "value": "note-cid"},
+            {"name": "clarion_social", "value": "Mastodon:@John@masto.example, bluesky:john.bsky.social"}],
         "line_items": [{"id": 866550311766439020, "price": "199.00", "quantity": 2}]
     }"##;
 
@@ -703,6 +767,10 @@ mod tests {
                     content: None,
                     term: None,
                 },
+                social_handles: vec![
+                    "mastodon:john@masto.example".into(),
+                    "bluesky:john.bsky.social".into()
+                ],
             }
         );
         assert_eq!(order.facts().amount_minor, 40_300);
@@ -879,7 +947,8 @@ mod tests {
             {"id": 13107, "key": "_wc_order_attribution_utm_source", "value": "mastodon"},
             {"id": 13108, "key": "_wc_order_attribution_utm_medium", "value": "social"},
             {"id": 13109, "key": "some_plugin", "value": {"nested": [1, 2]}},
-            {"id": 13110, "key": "clarion_cid", "value": "woo-cid"}
+            {"id": 13110, "key": "clarion_cid", "value": "woo-cid"},
+            {"id": 13111, "key": "clarion_social", "value": "x:@JohnDoe"}
         ],
         "line_items": [{"id": 315, "name": "Woo Single #1", "quantity": 2, "total": "6.00"}],
         "coupon_lines": [{"id": 320, "code": "bo15", "discount": "3.00"}]
@@ -905,7 +974,55 @@ mod tests {
                     medium: Some("social".into()),
                     ..Utm::default()
                 },
+                social_handles: vec!["x:johndoe".into()],
             }
+        );
+    }
+
+    #[test]
+    fn social_handles_are_normalised_and_bad_ones_refused() {
+        assert_eq!(
+            social_handle(" Bluesky:@Fan.BSKY.social ").unwrap(),
+            "bluesky:fan.bsky.social"
+        );
+        for bad in [
+            "fan@masto.test",
+            ":fan",
+            "mastodon:",
+            "mast0don:fan",
+            "x:two words",
+        ] {
+            assert!(social_handle(bad).is_err(), "{bad}");
+        }
+        let generic = br#"{"order_id": "g1", "amount_minor": 100, "currency": "USD",
+            "at": "2024-01-15T10:00:00Z", "social_handles": ["mastodon:@Fan@masto.test"]}"#;
+        assert_eq!(
+            generic_order(generic).unwrap().social_handles,
+            ["mastodon:fan@masto.test"]
+        );
+        let bad = br#"{"order_id": "g1", "amount_minor": 100, "currency": "USD",
+            "at": "2024-01-15T10:00:00Z", "social_handles": ["fan"]}"#;
+        let e = generic_order(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("social_handles") && e.contains("PLATFORM:HANDLE"),
+            "{e}"
+        );
+        let rows = csv_orders(
+            "order_id,amount,currency,at,social_handles\n\
+             c1,1.00,USD,2024-01-15T10:00:00Z,mastodon:@a@m.test;x:b\n\
+             c2,1.00,USD,2024-01-15T10:00:00Z,nohandle\n"
+                .as_bytes(),
+        );
+        assert_eq!(
+            rows[0].as_ref().unwrap().social_handles,
+            ["mastodon:a@m.test", "x:b"]
+        );
+        assert!(
+            rows[1]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("social_handles")
         );
     }
 

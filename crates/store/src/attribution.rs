@@ -6,7 +6,7 @@
 //! transaction: a replay is a no-op, and a failed write leaves nothing, so
 //! the shop's retry stores it.
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -63,6 +63,8 @@ pub struct NewOrder {
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
     pub utm_content: Option<String>,
+    /// Normalised `platform:handle` (see `clarion_attribution::social_handle`).
+    pub social_handles: Vec<String>,
 }
 
 /// A refund to store.
@@ -129,6 +131,31 @@ pub struct CreditSum {
     pub key: Option<String>,
     pub revenue_minor: Option<i64>,
     pub orders: i64,
+}
+
+/// A customer's engagement with a campaign post, as a touch.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct EngagementTouch {
+    pub id: i32,
+    pub at_ms: i64,
+    pub channel: String,
+    pub author_handle: String,
+    /// The channel's kind (`mastodon`, `bluesky`, ...).
+    pub platform: String,
+    pub campaign: Option<String>,
+    pub post_id: Option<i32>,
+    pub target_id: Option<i32>,
+}
+
+impl EngagementTouch {
+    /// `platform:handle` as an order's social handles spell it.
+    pub fn handle_key(&self) -> String {
+        format!(
+            "{}:{}",
+            self.platform,
+            self.author_handle.trim_start_matches('@').to_lowercase()
+        )
+    }
 }
 
 /// What [`AttributionClick`] reads.
@@ -447,6 +474,73 @@ impl Store {
         Ok(touches)
     }
 
+    /// Engagements with campaign posts (their conversation answers a
+    /// campaign target) written between `from_ms` and `to_ms`, by any of
+    /// `handles` (`platform:handle`, as `clarion_attribution::social_handle`
+    /// spells them); all authors when `handles` is None (a full recompute).
+    pub async fn engagement_touches(
+        &self,
+        handles: Option<&[String]>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<EngagementTouch>, StoreError> {
+        use crate::entity::{channel, conversation, engagement};
+        use sea_orm::JoinType;
+        if handles.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let mut query = engagement::Entity::find()
+            .select_only()
+            .column_as(engagement::Column::Id, "id")
+            .column_as(engagement::Column::CreatedAtMs, "at_ms")
+            .column_as(engagement::Column::Channel, "channel")
+            .column_as(engagement::Column::AuthorHandle, "author_handle")
+            .column_as(channel::Column::Kind, "platform")
+            .column_as(conversation::Column::Campaign, "campaign")
+            .column_as(conversation::Column::PostId, "post_id")
+            .column_as(conversation::Column::TargetId, "target_id")
+            .join(
+                JoinType::InnerJoin,
+                engagement::Entity::belongs_to(conversation::Entity)
+                    .from(engagement::Column::ConversationId)
+                    .to(conversation::Column::Id)
+                    .into(),
+            )
+            .join(
+                JoinType::InnerJoin,
+                engagement::Entity::belongs_to(channel::Entity)
+                    .from(engagement::Column::Channel)
+                    .to(channel::Column::Name)
+                    .into(),
+            )
+            .filter(conversation::Column::Campaign.is_not_null())
+            .filter(engagement::Column::CreatedAtMs.between(from_ms, to_ms));
+        if let Some(handles) = handles {
+            // Authors as captured, with and without `@`, any case; the
+            // platform is checked below.
+            let names: Vec<String> = handles
+                .iter()
+                .filter_map(|h| h.split_once(':').map(|(_, name)| name.to_owned()))
+                .flat_map(|name| [format!("@{name}"), name])
+                .collect();
+            query = query.filter(
+                Expr::expr(Func::lower(Expr::col((
+                    engagement::Entity,
+                    engagement::Column::AuthorHandle,
+                ))))
+                .is_in(names),
+            );
+        }
+        let rows: Vec<EngagementTouch> = query.into_model().all(&self.db).await?;
+        Ok(match handles {
+            Some(handles) => rows
+                .into_iter()
+                .filter(|t| handles.iter().any(|h| *h == t.handle_key()))
+                .collect(),
+            None => rows,
+        })
+    }
+
     /// Replaces the credits of `orders` under `model_key` in one transaction.
     pub async fn replace_credits(
         &self,
@@ -700,6 +794,7 @@ fn active_order(order: &NewOrder) -> Result<shop_order::ActiveModel, StoreError>
         utm_content: Set(order.utm_content.clone()),
         refunded_minor: Set(0),
         received_at_ms: Set(now_ms()),
+        social_handles: Set(order.social_handles.join(" ")),
     })
 }
 

@@ -23,8 +23,8 @@ mod targets;
 
 pub use adapter_state::DbAdapterStore;
 pub use attribution::{
-    AttributionClick, ClickCount, CreditGroup, CreditSum, NewClick, NewCredit, NewLink, NewOrder,
-    NewRefund, OrderIngest,
+    AttributionClick, ClickCount, CreditGroup, CreditSum, EngagementTouch, NewClick, NewCredit,
+    NewLink, NewOrder, NewRefund, OrderIngest,
 };
 pub use connect::{DbPool, Store};
 pub use edits::{

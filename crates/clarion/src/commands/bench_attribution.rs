@@ -290,6 +290,7 @@ async fn attribution_bench(args: &AttributionArgs, url: &str) -> anyhow::Result<
             utm_medium: None,
             utm_campaign: None,
             utm_content: None,
+            social_handles: Vec::new(),
         });
     }
     for chunk in orders.chunks(10_000) {

@@ -22,11 +22,18 @@ pub struct Model {
     pub utm_content: Option<String>,
     pub refunded_minor: i64,
     pub received_at_ms: i64,
+    /// The customer's social accounts, `platform:handle`, space-separated.
+    pub social_handles: String,
 }
 
 impl Model {
     pub fn codes(&self) -> Vec<String> {
         serde_json::from_str(&self.discount_codes).unwrap_or_default()
+    }
+
+    /// The customer's social accounts, `platform:handle`.
+    pub fn handles(&self) -> impl Iterator<Item = &str> {
+        self.social_handles.split_whitespace()
     }
 }
 
