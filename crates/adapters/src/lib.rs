@@ -7,15 +7,19 @@
 //! an error message.
 
 mod bluesky;
+mod dingtalk;
 mod discord;
 mod email;
+mod feishu;
 mod file;
+mod group_robot;
 pub mod http;
 mod mastodon;
 mod matrix;
 mod stdout;
 mod telegram;
 mod webhook;
+mod wecom;
 mod x;
 
 use clarion_core::AdapterFactory;
@@ -37,6 +41,9 @@ pub fn builtin_factories(client: reqwest::Client) -> Vec<Box<dyn AdapterFactory>
         Box::new(discord::Factory),
         Box::new(telegram::Factory),
         Box::new(email::Factory),
+        Box::new(wecom::Factory),
+        Box::new(feishu::Factory),
+        Box::new(dingtalk::Factory),
     ]
 }
 
