@@ -389,6 +389,20 @@ metrics_poll_secs = 1
         "{r}"
     );
     assert_eq!(r["overdue_creators"], json!(["bob"]), "{r}");
+    // Her post's public counts are read like ours (the fake: 7 favourites,
+    // 3 reblogs, 2 replies) and count as her engagements.
+    let counted = wait_until(Duration::from_secs(30), || async {
+        report(&clarion)["creator_posts"][0]["counts"]["likes"] == json!(7)
+    })
+    .await;
+    assert!(counted, "{}\n{}", report(&clarion), run.log());
+    let r = report(&clarion);
+    assert_eq!(r["creator_posts"][0]["counts"]["reposts"], json!(3), "{r}");
+    assert_eq!(
+        row(&r["by_creator"], "ann")["engagements"],
+        json!(12),
+        "{r}"
+    );
 
     // Best times: the Mastodon post's slot carries its 12 engagements.
     let grid: Value = serde_json::from_str(&clarion.ok(&[

@@ -3,11 +3,13 @@
 //! was published) and stores a snapshot per step. Platforms are reached only
 //! through `ChannelAdapter::post_counts`; a platform that exposes nothing
 //! gets an empty snapshot, so it is not asked again. Several processes may
-//! poll the same target: one snapshot per step is kept.
+//! poll the same target: one snapshot per step is kept. Campaign creators'
+//! own posts, found among the captured engagements, are read the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use clarion_attribution::Campaigns;
 use clarion_core::{AdapterRegistry, ErrorClass, PostCounts};
 use clarion_store::{Store, now_ms};
 use tokio::sync::watch;
@@ -23,6 +25,8 @@ pub struct MetricsPoller {
     registry: Arc<AdapterRegistry>,
     steps_ms: Vec<i64>,
     every: Duration,
+    /// With campaigns, creators' own posts are read too.
+    campaigns: Option<Arc<Campaigns>>,
 }
 
 impl MetricsPoller {
@@ -46,7 +50,14 @@ impl MetricsPoller {
             registry,
             steps_ms,
             every,
+            campaigns: None,
         }
+    }
+
+    /// Reads the public counts of these campaigns' creators' posts too.
+    pub fn with_campaigns(mut self, campaigns: Arc<Campaigns>) -> Self {
+        self.campaigns = Some(campaigns);
+        self
     }
 
     /// Polls until `stop`.
@@ -79,33 +90,11 @@ impl MetricsPoller {
         let mut taken = 0;
         let mut limited: Vec<String> = Vec::new();
         for snapshot in due {
-            if limited.contains(&snapshot.channel) {
+            let Some(counts) = self
+                .counts(&snapshot.channel, &snapshot.platform_post_id, &mut limited)
+                .await
+            else {
                 continue;
-            }
-            // A channel no longer configured: nothing to ask.
-            let counts = match self.registry.get(&snapshot.channel) {
-                None => Ok(None),
-                Some(adapter) => adapter.post_counts(&snapshot.platform_post_id).await,
-            };
-            let counts = match counts {
-                Ok(counts) => counts.unwrap_or_default(),
-                Err(e) if e.class == ErrorClass::RateLimited => {
-                    warn!(
-                        channel = snapshot.channel,
-                        "post metrics: rate limited; next round"
-                    );
-                    limited.push(snapshot.channel.clone());
-                    continue;
-                }
-                Err(e) if e.class == ErrorClass::Permanent => {
-                    // A deleted post: an empty snapshot, never asked again.
-                    warn!(channel = snapshot.channel, error = %e, "post metrics: no counts");
-                    PostCounts::default()
-                }
-                Err(e) => {
-                    warn!(channel = snapshot.channel, error = %e, "post metrics: will retry");
-                    continue;
-                }
             };
             match self
                 .store
@@ -116,6 +105,93 @@ impl MetricsPoller {
                 Err(e) => warn!(error = %e, "post metrics: cannot store a snapshot"),
             }
         }
+        if let Some(campaigns) = &self.campaigns {
+            taken += self.poll_creator_posts(campaigns, &mut limited).await;
+        }
         taken
+    }
+
+    /// Campaign creators' own posts (as the listeners captured them), on
+    /// the same schedule from the time they were posted.
+    async fn poll_creator_posts(&self, campaigns: &Campaigns, limited: &mut Vec<String>) -> usize {
+        let now = now_ms();
+        let mut posts = Vec::new();
+        for campaign in campaigns.iter() {
+            match crate::report::creator_posts(&self.store, campaign, &self.registry).await {
+                Ok(found) => posts.extend(found),
+                Err(e) => warn!(error = %e, campaign = campaign.name, "creator posts: cannot read"),
+            }
+        }
+        posts.sort_by_key(|p| p.engagement_id);
+        posts.dedup_by_key(|p| p.engagement_id);
+        let ids: Vec<i32> = posts.iter().map(|p| p.engagement_id).collect();
+        let steps = match self.store.creator_post_steps(&ids).await {
+            Ok(steps) => steps,
+            Err(e) => {
+                warn!(error = %e, "creator posts: cannot read snapshots");
+                return 0;
+            }
+        };
+        let mut taken = 0;
+        for post in posts.iter().take(ROUND) {
+            let step = steps.get(&post.engagement_id).copied().unwrap_or(0);
+            let Some(wait) = usize::try_from(step)
+                .ok()
+                .and_then(|s| self.steps_ms.get(s))
+            else {
+                continue; // every step taken
+            };
+            if post.at_ms + wait > now {
+                continue;
+            }
+            let Some(counts) = self.counts(&post.channel, &post.item_id, limited).await else {
+                continue;
+            };
+            match self
+                .store
+                .record_creator_post_snapshot(post.engagement_id, step, counts, now_ms())
+                .await
+            {
+                Ok(()) => taken += 1,
+                Err(e) => warn!(error = %e, "creator posts: cannot store a snapshot"),
+            }
+        }
+        taken
+    }
+
+    /// A post's counts from its channel's adapter: None to try again in a
+    /// later round (rate limited, or a passing error); empty counts for a
+    /// post that is gone or a channel no longer configured, so it is not
+    /// asked again.
+    async fn counts(
+        &self,
+        channel: &str,
+        platform_post_id: &str,
+        limited: &mut Vec<String>,
+    ) -> Option<PostCounts> {
+        if limited.iter().any(|c| c == channel) {
+            return None;
+        }
+        let counts = match self.registry.get(channel) {
+            None => Ok(None),
+            Some(adapter) => adapter.post_counts(platform_post_id).await,
+        };
+        match counts {
+            Ok(counts) => Some(counts.unwrap_or_default()),
+            Err(e) if e.class == ErrorClass::RateLimited => {
+                warn!(channel, "post metrics: rate limited; next round");
+                limited.push(channel.to_owned());
+                None
+            }
+            Err(e) if e.class == ErrorClass::Permanent => {
+                // A deleted post: an empty snapshot, never asked again.
+                warn!(channel, error = %e, "post metrics: no counts");
+                Some(PostCounts::default())
+            }
+            Err(e) => {
+                warn!(channel, error = %e, "post metrics: will retry");
+                None
+            }
+        }
     }
 }

@@ -91,6 +91,15 @@ pub struct CreatorPost {
     pub url: Option<String>,
     pub text: String,
     pub at_ms: i64,
+    /// The captured engagement (`engagements.id`) and the platform's id
+    /// of the post, which its public counts are read by.
+    #[serde(skip)]
+    pub engagement_id: i32,
+    #[serde(skip)]
+    pub item_id: String,
+    /// Its newest public counts (the metrics poller reads them on the
+    /// same schedule as our posts'); None before the first read.
+    pub counts: Option<clarion_core::PostCounts>,
 }
 
 /// Clicks, bot fetches, orders and revenue of one row, before the ratios.
@@ -236,9 +245,19 @@ pub async fn campaign_report(
             add(variants.entry(variant.clone()).or_default());
         }
     }
-    let creator_posts = creator_posts(store, campaign, registry).await?;
-    for post in &creator_posts {
-        creators.entry(post.creator.clone()).or_default().posts += 1;
+    let mut creator_posts = creator_posts(store, campaign, registry).await?;
+    let ids: Vec<i32> = creator_posts.iter().map(|p| p.engagement_id).collect();
+    let counts = store.latest_creator_post_counts(&ids).await?;
+    for post in &mut creator_posts {
+        post.counts = counts.get(&post.engagement_id).copied();
+        let acc = creators.entry(post.creator.clone()).or_default();
+        acc.posts += 1;
+        if let Some(c) = &post.counts {
+            acc.engagements += c.engagements();
+            if let Some(views) = c.views {
+                acc.impressions = Some(acc.impressions.unwrap_or(0) + views);
+            }
+        }
     }
     let overdue_creators = campaign
         .creators
@@ -367,7 +386,7 @@ pub async fn overdue_creators(
 }
 
 /// The campaign's creators' posts among the captured engagements.
-async fn creator_posts(
+pub(crate) async fn creator_posts(
     store: &Store,
     campaign: &Campaign,
     registry: &clarion_core::AdapterRegistry,
@@ -422,6 +441,9 @@ async fn creator_posts(
             url: e.url,
             text: e.text,
             at_ms: e.created_at_ms,
+            engagement_id: e.id,
+            item_id: e.item_id,
+            counts: None,
         });
     }
     Ok(found)

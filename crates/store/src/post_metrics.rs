@@ -7,6 +7,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 
+use crate::entity::creator_post_metric;
 use crate::{Store, StoreError, post_metric, target};
 
 /// A published target whose next snapshot is due.
@@ -197,5 +198,95 @@ impl Store {
             .into_iter()
             .filter_map(|(t, n)| Some((t?, n)))
             .collect())
+    }
+}
+
+impl Store {
+    /// The next step of each creator post's schedule (0: no snapshot yet).
+    pub async fn creator_post_steps(
+        &self,
+        engagement_ids: &[i32],
+    ) -> Result<std::collections::HashMap<i32, i32>, StoreError> {
+        let mut next = std::collections::HashMap::new();
+        for chunk in engagement_ids.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+            let rows: Vec<(i32, i32)> = creator_post_metric::Entity::find()
+                .select_only()
+                .column(creator_post_metric::Column::EngagementId)
+                .column(creator_post_metric::Column::Step)
+                .filter(creator_post_metric::Column::EngagementId.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for (id, step) in rows {
+                let n: &mut i32 = next.entry(id).or_default();
+                *n = (*n).max(step + 1);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Stores one snapshot of a creator's post; a second one for the same
+    /// step is ignored (two processes polling store one).
+    pub async fn record_creator_post_snapshot(
+        &self,
+        engagement_id: i32,
+        step: i32,
+        counts: PostCounts,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        creator_post_metric::Entity::insert(creator_post_metric::ActiveModel {
+            id: NotSet,
+            engagement_id: Set(engagement_id),
+            step: Set(step),
+            at_ms: Set(at_ms),
+            likes: Set(counts.likes),
+            reposts: Set(counts.reposts),
+            replies: Set(counts.replies),
+            quotes: Set(counts.quotes),
+            views: Set(counts.views),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                creator_post_metric::Column::EngagementId,
+                creator_post_metric::Column::Step,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest counts of each of these creator posts.
+    pub async fn latest_creator_post_counts(
+        &self,
+        engagement_ids: &[i32],
+    ) -> Result<std::collections::HashMap<i32, PostCounts>, StoreError> {
+        let mut newest: std::collections::HashMap<i32, (i32, PostCounts)> =
+            std::collections::HashMap::new();
+        for chunk in engagement_ids.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+            for row in creator_post_metric::Entity::find()
+                .filter(creator_post_metric::Column::EngagementId.is_in(chunk.to_vec()))
+                .all(&self.db)
+                .await?
+            {
+                if newest
+                    .get(&row.engagement_id)
+                    .is_none_or(|(step, _)| *step < row.step)
+                {
+                    let counts = PostCounts {
+                        likes: row.likes,
+                        reposts: row.reposts,
+                        replies: row.replies,
+                        quotes: row.quotes,
+                        views: row.views,
+                    };
+                    newest.insert(row.engagement_id, (row.step, counts));
+                }
+            }
+        }
+        Ok(newest.into_iter().map(|(id, (_, c))| (id, c)).collect())
     }
 }

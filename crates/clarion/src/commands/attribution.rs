@@ -358,8 +358,12 @@ fn print_table(report: &CampaignReport, currency: Currency) {
         }
     }
     for post in &report.creator_posts {
+        let counts = post.counts.map_or_else(
+            || "counts not read yet".to_owned(),
+            |c| format!("{} engagements", c.engagements()),
+        );
         println!(
-            "creator post: {} on {} {}",
+            "creator post: {} on {} {} ({counts})",
             post.creator,
             post.channel,
             post.url.as_deref().unwrap_or("")

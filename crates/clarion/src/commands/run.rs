@@ -98,7 +98,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         app.registry.clone(),
         &app.config.attribution.metrics_after_secs,
         std::time::Duration::from_secs(app.config.attribution.metrics_poll_secs.max(1)),
-    );
+    )
+    .with_campaigns(app.analytics.campaigns.clone());
     tokio::spawn(poller.run(stop_rx.clone()));
     if let Some(bridge) = &app.config.bridge {
         let watch = crate::overdue_watch::OverdueWatch {

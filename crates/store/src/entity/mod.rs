@@ -8,6 +8,7 @@ pub mod click;
 pub mod click_rollup;
 pub mod conversation;
 pub mod conversation_note;
+pub mod creator_post_metric;
 pub mod credit_rollup;
 pub mod engagement;
 pub mod inbox_reply;
