@@ -5,8 +5,7 @@
 //! decides on its own; a refund reduces the revenue; forged, replayed and
 //! malformed webhooks change nothing.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -613,27 +612,6 @@ async fn click_to_order_postgres() {
 }
 
 const WC_SECRET: &str = "wc-e2e-secret";
-
-/// A shop's signature, base64 HMAC-SHA256 of the body, computed by openssl.
-fn openssl_hmac_with(secret: &str, body: &str) -> String {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl dgst -sha256 -hmac '{secret}' -binary | base64"
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// WooCommerce webhooks, the JSON API and CSV import: each refuses what is
 /// wrong with nothing stored, and counts an order once.

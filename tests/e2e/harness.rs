@@ -536,3 +536,26 @@ pub async fn all_attempts(store: &Store) -> Vec<clarion_store::publish_attempt::
         .await
         .unwrap()
 }
+
+/// base64 HMAC-SHA256 of `body` under `secret`, computed by openssl (not by
+/// the code under test): shop webhooks and chat robot signatures.
+pub fn openssl_hmac_with(secret: &str, body: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl dgst -sha256 -hmac '{secret}' -binary | base64"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -24,3 +24,4 @@ mod publish;
 mod quickstart;
 mod store;
 mod telegram_webhook;
+mod work_chats;
