@@ -151,6 +151,13 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         }
+        // Orders credited under each model, attributed or not.
+        db.execute_unprepared(
+            "INSERT INTO credit_rollups (model_key, campaign, currency, grp, key, revenue_minor, orders) \
+             SELECT model_key, '', '', 'credited', '', 0, COUNT(DISTINCT order_row_id) \
+             FROM order_credits GROUP BY model_key",
+        )
+        .await?;
         Ok(())
     }
 

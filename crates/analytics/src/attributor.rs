@@ -198,7 +198,7 @@ impl Attributor {
         }
         stats.orders = orders.len();
         self.store
-            .replace_credits(&key.to_string(), &results)
+            .replace_all_credits(&key.to_string(), &results)
             .await?;
         Ok(stats)
     }

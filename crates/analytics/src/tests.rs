@@ -168,6 +168,10 @@ async fn credits_as_orders_arrive_equal_a_full_recompute() {
     let recomputed = store.credits(&key.to_string(), None).await.unwrap();
     assert_eq!(summary(&as_arrived), summary(&recomputed));
     rollups_equal_their_sources(&store, &key.to_string()).await;
+    // Every order is credited under linear (the rollups count them); under
+    // a model never computed, none is.
+    assert!(store.credits_complete(&key.to_string()).await.unwrap());
+    assert!(!store.credits_complete("position-based/7d").await.unwrap());
 
     // Another model's credits have rollups of their own; linear's stay.
     let first = ModelKey::parse("first-click", 7).unwrap();

@@ -547,10 +547,42 @@ impl Store {
         model_key: &str,
         orders: &[(shop_order::Model, Vec<NewCredit>)],
     ) -> Result<(), StoreError> {
+        self.write_credits(model_key, orders, false).await
+    }
+
+    /// Replaces every credit under `model_key` with these (a full
+    /// recompute: every order is in `orders`), in one transaction.
+    pub async fn replace_all_credits(
+        &self,
+        model_key: &str,
+        orders: &[(shop_order::Model, Vec<NewCredit>)],
+    ) -> Result<(), StoreError> {
+        self.write_credits(model_key, orders, true).await
+    }
+
+    async fn write_credits(
+        &self,
+        model_key: &str,
+        orders: &[(shop_order::Model, Vec<NewCredit>)],
+        all: bool,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
-        let ids: Vec<i32> = orders.iter().map(|(o, _)| o.id).collect();
-        let old = crate::rollups::current_credits(&txn, model_key, &ids).await?;
+        let old = if all {
+            // Nothing old is read: the model's rows go, and are built again.
+            order_credit::Entity::delete_many()
+                .filter(order_credit::Column::ModelKey.eq(model_key))
+                .exec(&txn)
+                .await?;
+            credit_rollup::Entity::delete_many()
+                .filter(credit_rollup::Column::ModelKey.eq(model_key))
+                .exec(&txn)
+                .await?;
+            Vec::new()
+        } else {
+            let ids: Vec<i32> = orders.iter().map(|(o, _)| o.id).collect();
+            crate::rollups::current_credits(&txn, model_key, &ids).await?
+        };
         let old: Vec<crate::rollups::Credited<'_>> = old.iter().map(Into::into).collect();
         let mut new = Vec::new();
         for (order, credits) in orders {
@@ -569,7 +601,10 @@ impl Store {
             }
         }
         crate::rollups::replace_credits(&txn, model_key, &old, &new).await?;
-        for chunk in orders.chunks(crate::posts::MAX_KEYS_PER_QUERY) {
+        for chunk in orders
+            .chunks(crate::posts::MAX_KEYS_PER_QUERY)
+            .filter(|_| !all)
+        {
             order_credit::Entity::delete_many()
                 .filter(order_credit::Column::ModelKey.eq(model_key))
                 .filter(order_credit::Column::OrderRowId.is_in(chunk.iter().map(|(o, _)| o.id)))
@@ -609,17 +644,17 @@ impl Store {
         Ok(())
     }
 
-    /// Whether every order has credits under `model_key`.
+    /// Whether every order has credits under `model_key`: the rollups
+    /// count the orders credited under each model, so this is two small
+    /// reads, not a scan of the credits.
     pub async fn credits_complete(&self, model_key: &str) -> Result<bool, StoreError> {
-        use sea_orm::PaginatorTrait;
-        let credited = order_credit::Entity::find()
-            .select_only()
-            .column(order_credit::Column::OrderRowId)
-            .filter(order_credit::Column::ModelKey.eq(model_key))
-            .distinct()
-            .count(&self.db)
-            .await?;
-        Ok(credited >= self.order_count().await?)
+        let credited = credit_rollup::Entity::find()
+            .filter(credit_rollup::Column::ModelKey.eq(model_key))
+            .filter(credit_rollup::Column::Grp.eq(crate::rollups::CREDITED))
+            .one(&self.db)
+            .await?
+            .map_or(0, |r| r.orders);
+        Ok(u64::try_from(credited).unwrap_or(0) >= self.order_count().await?)
     }
 
     /// Credits under `model_key`, of one campaign or all.

@@ -126,10 +126,19 @@ fn groups(c: &Credited<'_>) -> [(&'static str, String); 6] {
     ]
 }
 
+/// The rollup row (campaign `''`, currency `''`, key `''`) counting every
+/// order credited under a model, attributed or not: whether a model's
+/// credits are complete is then one row read.
+pub(crate) const CREDITED: &str = "credited";
+
 /// Adds `sign` × the credits' revenue and distinct orders to `deltas`.
 fn contribute(deltas: &mut BTreeMap<RollupKey, (i64, i64)>, credits: &[Credited<'_>], sign: i64) {
     let mut counted: BTreeSet<(i32, RollupKey)> = BTreeSet::new();
     for c in credits {
+        let all = (String::new(), String::new(), CREDITED, String::new());
+        if counted.insert((c.order_row_id, all.clone())) {
+            deltas.entry(all).or_default().1 += sign;
+        }
         let Some(campaign) = c.campaign else {
             continue;
         };
