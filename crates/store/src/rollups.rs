@@ -6,7 +6,7 @@
 //! the matching rollup rows change by exactly what was written, so a rollup
 //! always equals the `GROUP BY` over its source table (a test checks it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -132,22 +132,38 @@ fn groups(c: &Credited<'_>) -> [(&'static str, String); 6] {
 pub(crate) const CREDITED: &str = "credited";
 
 /// Adds `sign` × the credits' revenue and distinct orders to `deltas`.
+/// An order counts once per group however many of its credits fall in it;
+/// credits are taken order by order, so "once" is checked among one
+/// order's few groups, not across every credit.
 fn contribute(deltas: &mut BTreeMap<RollupKey, (i64, i64)>, credits: &[Credited<'_>], sign: i64) {
-    let mut counted: BTreeSet<(i32, RollupKey)> = BTreeSet::new();
-    for c in credits {
+    let mut by_order: Vec<&Credited<'_>> = credits.iter().collect();
+    by_order.sort_by_key(|c| c.order_row_id);
+    let mut seen: Vec<RollupKey> = Vec::new();
+    let mut order = None;
+    for c in by_order {
+        if order != Some(c.order_row_id) {
+            order = Some(c.order_row_id);
+            seen.clear();
+        }
         let all = (String::new(), String::new(), CREDITED, String::new());
-        if counted.insert((c.order_row_id, all.clone())) {
-            deltas.entry(all).or_default().1 += sign;
+        if !seen.contains(&all) {
+            deltas.entry(all.clone()).or_default().1 += sign;
+            seen.push(all);
         }
         let Some(campaign) = c.campaign else {
             continue;
         };
         for (grp, key) in groups(c) {
             let k = (campaign.to_owned(), c.currency.to_owned(), grp, key);
-            let delta = deltas.entry(k.clone()).or_default();
+            let first = !seen.contains(&k);
+            let delta = match deltas.get_mut(&k) {
+                Some(delta) => delta,
+                None => deltas.entry(k.clone()).or_default(),
+            };
             delta.0 += sign * c.amount_minor;
-            if counted.insert((c.order_row_id, k)) {
+            if first {
                 delta.1 += sign;
+                seen.push(k);
             }
         }
     }
