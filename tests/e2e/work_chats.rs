@@ -1,8 +1,8 @@
 //! One post file to the Chinese work-chat robots (WeCom, Feishu, DingTalk),
-//! each a fake on 127.0.0.1 answering in the platform's documented wire
-//! format: published once each, signed where the robot is signed (checked
-//! here with openssl, not with the code under test), and counted the
-//! platform's way on CJK text by `content plan`.
+//! Weibo and LinkedIn, each a fake on 127.0.0.1 answering in the platform's
+//! documented wire format: published once each, signed where the robot is
+//! signed (checked here with openssl, not with the code under test), and
+//! counted the platform's way on CJK text by `content plan`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub struct Hit {
     pub robot: &'static str,
     pub query: String,
     pub body: Value,
+    /// The body as sent (Weibo's is a form).
+    pub raw: String,
 }
 
 #[derive(Clone)]
@@ -67,6 +69,10 @@ async fn answer(State(hits): State<Arc<Mutex<Vec<Hit>>>>, request: Request) -> R
         "feishu"
     } else if path == "/robot/send" {
         "dingtalk"
+    } else if path == "/2/statuses/share.json" {
+        "weibo"
+    } else if path == "/rest/posts" {
+        "linkedin"
     } else {
         "unknown"
     };
@@ -74,6 +80,7 @@ async fn answer(State(hits): State<Arc<Mutex<Vec<Hit>>>>, request: Request) -> R
         robot,
         query: query.clone(),
         body: body.clone(),
+        raw: String::from_utf8_lossy(&bytes).into_owned(),
     });
     match robot {
         // WeCom: the key in the query; errcode 0 is success.
@@ -87,6 +94,19 @@ async fn answer(State(hits): State<Arc<Mutex<Vec<Hit>>>>, request: Request) -> R
         "feishu" => Json(json!({"code": 19001, "msg": "param invalid: incoming webhook access token invalid", "data": {}}))
             .into_response(),
         "dingtalk" => Json(json!({"errcode": 0, "errmsg": "ok"})).into_response(),
+        // Weibo: the new status (`statuses/share`).
+        "weibo" => Json(json!({
+            "created_at": "Sat Nov 28 10:00:00 +0800 2026", "id": 4_950_000_000_000_001_u64,
+            "idstr": "4950000000000001", "mid": "4950000000000001", "text": "ok",
+            "user": {"id": 7_000_000_001_u64, "idstr": "7000000001", "screen_name": "clarion"}
+        }))
+        .into_response(),
+        // LinkedIn: 201, the post's URN in `x-restli-id`, no body.
+        "linkedin" => (
+            axum::http::StatusCode::CREATED,
+            [("x-restli-id", "urn:li:share:7300000000000000001")],
+        )
+            .into_response(),
         _ => (
             axum::http::StatusCode::NOT_FOUND,
             Json(json!({"error": format!("fake has no {path}")})),
@@ -117,6 +137,21 @@ kind = "dingtalk"
 access_token = {{ env = "E2E_DINGTALK_TOKEN" }}
 secret = {{ env = "E2E_DINGTALK_SECRET" }}
 base_url = "{base}"
+
+[[channels]]
+name = "weibo"
+kind = "weibo"
+access_token = {{ env = "E2E_WEIBO_TOKEN" }}
+safe_url = "https://shop.example.cn/"
+append_safe_url = true
+api_base = "{base}"
+
+[[channels]]
+name = "linkedin"
+kind = "linkedin"
+author = "urn:li:organization:2414183"
+access_token = {{ env = "E2E_LINKEDIN_TOKEN" }}
+api_base = "{base}"
 "#
     )
 }
@@ -128,6 +163,8 @@ pub fn robot_env() -> Vec<(String, String)> {
         ("E2E_FEISHU_SECRET", FEISHU_SECRET),
         ("E2E_DINGTALK_TOKEN", "dingtalk-token"),
         ("E2E_DINGTALK_SECRET", DINGTALK_SECRET),
+        ("E2E_WEIBO_TOKEN", "weibo-token"),
+        ("E2E_LINKEDIN_TOKEN", "linkedin-token"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -149,10 +186,11 @@ async fn one_file_to_every_work_chat(db: Option<TestDb>) {
     settings.extra_channels = robot_channels(&robots.base);
     let mut clarion = Clarion::new(db, &settings);
     clarion.env = robot_env();
-    let channels = r#"["wecom", "feishu", "dingtalk"]"#;
+    let channels = r#"["wecom", "feishu", "dingtalk", "weibo", "linkedin"]"#;
 
     // 1,400 CJK characters are 4,200 bytes of UTF-8: over WeCom's 4,096
-    // for markdown, well inside Feishu's and DingTalk's limits.
+    // for markdown, well inside Feishu's and DingTalk's limits; and 1,400
+    // of Weibo's 2,000 (a CJK character counts one).
     let long = "新品上市".repeat(350);
     let at = at_in(1_500);
     let file = |body: &str| format!("+++\nat = \"{at}\"\nchannels = {channels}\n+++\n{body}\n");
@@ -187,7 +225,7 @@ async fn one_file_to_every_work_chat(db: Option<TestDb>) {
     let store = clarion.db.store().await;
     let done = wait_until(Duration::from_secs(30), || async {
         let targets = all_targets(&store).await;
-        targets.len() == 3 && targets.iter().all(|t| t.status == "published")
+        targets.len() == 5 && targets.iter().all(|t| t.status == "published")
     })
     .await;
     assert!(
@@ -246,12 +284,54 @@ async fn one_file_to_every_work_chat(db: Option<TestDb>) {
         "{q}"
     );
 
+    let weibo = robots.hits("weibo");
+    assert_eq!(weibo.len(), 1, "{weibo:?}");
+    let form: Vec<(String, String)> =
+        reqwest::Url::parse(&format!("http://f.test/?{}", weibo[0].raw))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+    let status = &form.iter().find(|(k, _)| k == "status").unwrap().1;
+    assert!(
+        status.contains("春季新品") && status.contains("https://shop.example.cn/"),
+        "{status}"
+    );
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "access_token" && v == "weibo-token")
+    );
+
+    let linkedin = robots.hits("linkedin");
+    assert_eq!(linkedin.len(), 1, "{linkedin:?}");
+    assert_eq!(
+        linkedin[0].body["author"],
+        json!("urn:li:organization:2414183")
+    );
+    assert!(
+        linkedin[0].body["commentary"]
+            .as_str()
+            .is_some_and(|t| t.contains("春季新品")),
+        "{linkedin:?}"
+    );
+    let target = all_targets(&store)
+        .await
+        .into_iter()
+        .find(|t| t.channel == "linkedin")
+        .unwrap();
+    assert_eq!(
+        target.platform_post_id.as_deref(),
+        Some("urn:li:share:7300000000000000001")
+    );
+
     // A second sync changes nothing and sends nothing more.
     let synced = clarion.ok(&["content", "sync"]);
     assert!(synced.contains("1 unchanged"), "{synced}");
     assert_eq!(robots.hits("wecom").len(), 1);
     assert_eq!(robots.hits("feishu").len(), 1);
     assert_eq!(robots.hits("dingtalk").len(), 1);
+    assert_eq!(robots.hits("weibo").len(), 1);
+    assert_eq!(robots.hits("linkedin").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

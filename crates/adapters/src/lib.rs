@@ -10,16 +10,23 @@ mod bluesky;
 mod dingtalk;
 mod discord;
 mod email;
+mod facebook;
 mod feishu;
 mod file;
 mod group_robot;
 pub mod http;
+mod instagram;
+mod linkedin;
 mod mastodon;
 mod matrix;
+mod meta_graph;
 mod stdout;
 mod telegram;
+mod threads;
 mod webhook;
+mod wechat_oa;
 mod wecom;
+mod weibo;
 mod x;
 
 use clarion_core::AdapterFactory;
@@ -44,6 +51,12 @@ pub fn builtin_factories(client: reqwest::Client) -> Vec<Box<dyn AdapterFactory>
         Box::new(wecom::Factory),
         Box::new(feishu::Factory),
         Box::new(dingtalk::Factory),
+        Box::new(weibo::Factory),
+        Box::new(wechat_oa::Factory),
+        Box::new(linkedin::Factory),
+        Box::new(facebook::Factory),
+        Box::new(threads::Factory),
+        Box::new(instagram::Factory),
     ]
 }
 
