@@ -412,12 +412,27 @@ impl Store {
         Ok(shop_order::Entity::find().count(&self.db).await?)
     }
 
-    /// Every counted (not bot) click, oldest first: what attribution reads.
+    /// The counted (not bot) clicks a full recompute can use, oldest
+    /// first: those of visitors who made a click some order names. (A
+    /// click touches an order only through the click the order names, or
+    /// through that click's visitor; the others are never read.)
     pub async fn attribution_clicks(&self) -> Result<Vec<AttributionClick>, StoreError> {
+        use sea_orm::sea_query::Query;
+        let named_visitors = Query::select()
+            .distinct()
+            .column((click::Entity, click::Column::VisitorKey))
+            .from(click::Entity)
+            .inner_join(
+                shop_order::Entity,
+                Expr::col((shop_order::Entity, shop_order::Column::ClickId))
+                    .equals((click::Entity, click::Column::ClickId)),
+            )
+            .to_owned();
         Ok(click::Entity::find()
             .select_only()
             .columns(ATTRIBUTION_COLUMNS)
             .filter(click::Column::IsBot.eq(false))
+            .filter(click::Column::VisitorKey.in_subquery(named_visitors))
             .order_by_asc(click::Column::Id)
             .into_model::<AttributionClick>()
             .all(&self.db)
