@@ -75,6 +75,8 @@ struct Fake {
     updates: Vec<Value>,
     /// Messages Clarion sent on Telegram.
     sent: Vec<Value>,
+    /// `createForumTopic` bodies, in order; topic ids are their message ids.
+    topics: Vec<(i64, Value)>,
     /// `getUpdates` calls being answered right now, and how many found
     /// another one running (Telegram answers those 409 Conflict).
     polling: usize,
@@ -167,6 +169,38 @@ impl Fakes {
             }
         }));
         id
+    }
+
+    /// A message from `user` written in forum topic `topic` (opened by the
+    /// bot), answering nothing in particular: Telegram makes it a reply to
+    /// the topic's service message.
+    pub fn topic_message(&self, user: i64, topic: i64, text: &str) -> i64 {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let id = s.next_id;
+        let update_id = 900 + s.updates.len() as i64;
+        let chat =
+            json!({"id": GROUP, "type": "supergroup", "title": "Community", "is_forum": true});
+        s.updates.push(json!({
+            "update_id": update_id,
+            "message": {
+                "message_id": id, "date": 1_764_230_400, "chat": chat.clone(),
+                "message_thread_id": topic, "is_topic_message": true,
+                "from": {"id": user, "is_bot": false, "first_name": "Sam", "username": format!("user{user}")},
+                "text": text,
+                "reply_to_message": {
+                    "message_id": topic, "date": 1_764_230_000, "chat": chat,
+                    "message_thread_id": topic, "is_topic_message": true,
+                    "from": {"id": BOT_ID, "is_bot": true, "first_name": "Clarion", "username": "clarion_bot"},
+                    "forum_topic_created": {"name": "topic", "icon_color": 7_322_096}
+                }
+            }
+        }));
+        id
+    }
+
+    pub fn topics(&self) -> Vec<(i64, Value)> {
+        self.state.lock().unwrap().topics.clone()
     }
 
     /// A Bluesky notification for a post of the fan's (`at://did:plc:fan/
@@ -313,20 +347,32 @@ async fn answer(State(state): State<Arc<Mutex<Fake>>>, request: Request) -> Resp
                        "can_connect_to_business": false, "has_main_web_app": false}
         }))
         .into_response(),
+        (_, p) if p.to_lowercase().ends_with("/createforumtopic") => {
+            // The topic's id is the id of its first (service) message.
+            s.next_id += 1;
+            let id = s.next_id;
+            s.topics.push((id, body.clone()));
+            Json(json!({
+                "ok": true,
+                "result": {"message_thread_id": id, "name": body["name"], "icon_color": 7_322_096}
+            }))
+            .into_response()
+        }
         (_, p) if p.to_lowercase().ends_with("/sendmessage") => {
             s.next_id += 1;
             let id = s.next_id;
             s.sent.push(json!({"message_id": id, "request": body.clone()}));
-            Json(json!({
-                "ok": true,
-                "result": {
-                    "message_id": id, "date": 1_764_230_400,
-                    "chat": {"id": GROUP, "type": "supergroup", "title": "Community"},
-                    "from": {"id": BOT_ID, "is_bot": true, "first_name": "Clarion", "username": "clarion_bot"},
-                    "text": body["text"]
-                }
-            }))
-            .into_response()
+            let mut message = json!({
+                "message_id": id, "date": 1_764_230_400,
+                "chat": {"id": GROUP, "type": "supergroup", "title": "Community"},
+                "from": {"id": BOT_ID, "is_bot": true, "first_name": "Clarion", "username": "clarion_bot"},
+                "text": body["text"]
+            });
+            if let Some(topic) = body["message_thread_id"].as_i64() {
+                message["message_thread_id"] = json!(topic);
+                message["is_topic_message"] = json!(true);
+            }
+            Json(json!({"ok": true, "result": message})).into_response()
         }
         (Method::GET, "/api/v1/accounts/verify_credentials") => {
             Json(json!({"id": "1", "username": "clarion", "acct": "clarion", "display_name": "Clarion"}))
@@ -615,6 +661,130 @@ async fn mastodon_mention_answered_from_telegram_sqlite() {
 async fn mastodon_mention_answered_from_telegram_postgres() {
     if let Some(db) = TestDb::postgres().await {
         mastodon_mention_answered_from_telegram(Some(db)).await;
+    }
+}
+
+/// The bridge as a forum supergroup: one topic per conversation. The
+/// manager writes in the topic without replying to anything; a second item
+/// of the same Mastodon thread goes into the same topic.
+async fn mastodon_mention_answered_in_a_telegram_topic(db: Option<TestDb>) {
+    let fakes = Fakes::start().await;
+    fakes.mention("110001", "@clarion when does the spring sale start?");
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels = channels(&fakes.base).replace(
+        "parse_mode = \"plain\"\n",
+        "parse_mode = \"plain\"\ntopics = true\n",
+    );
+    assert!(settings.extra_channels.contains("topics = true"));
+    let mut clarion = Clarion::new(db, &settings);
+    clarion.env = vec![
+        ("E2E_MASTODON_TOKEN".into(), "masto-token".into()),
+        ("E2E_TELEGRAM_TOKEN".into(), "123:telegram".into()),
+    ];
+    let run = clarion.run();
+    run.ready().await;
+
+    // The mention opens a topic named after the fan, and is its first message.
+    let shown = wait_until(Duration::from_secs(30), || async {
+        fakes.sent().iter().any(|m| {
+            m["request"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("when does the spring sale start?"))
+        })
+    })
+    .await;
+    assert!(shown, "the mention reached the bridge:\n{}", run.log());
+    let topics = fakes.topics();
+    assert_eq!(topics.len(), 1, "one topic per conversation: {topics:?}");
+    let (topic, asked) = &topics[0];
+    assert_eq!(asked["chat_id"], json!(GROUP));
+    assert!(
+        asked["name"].as_str().is_some_and(|n| n.contains("A Fan")),
+        "{asked}"
+    );
+    let first = fakes.sent()[0].clone();
+    assert_eq!(
+        first["request"]["message_thread_id"],
+        json!(topic),
+        "{first}"
+    );
+
+    // A stranger is refused, a note stays internal, and the manager's
+    // answer, typed in the topic, is sent to Mastodon under the mention.
+    let stranger = fakes.topic_message(STRANGER, *topic, "I can answer that: never!");
+    let note = fakes.topic_message(MANAGER, *topic, "note: VIP customer, be nice");
+    let answer = fakes.topic_message(MANAGER, *topic, "It starts on Monday at 9!");
+    let sent = wait_until(Duration::from_secs(30), || async {
+        fakes.statuses().iter().any(|s| {
+            s["status"]
+                .as_str()
+                .is_some_and(|t| t.contains("It starts on Monday"))
+        })
+    })
+    .await;
+    assert!(sent, "the reply reached Mastodon:\n{}", run.log());
+    let statuses = fakes.statuses();
+    assert_eq!(statuses.len(), 1, "only the manager's reply: {statuses:?}");
+    assert_eq!(statuses[0]["in_reply_to_id"], json!("110001"));
+
+    // Each answer in the topic replies to the message it answers (which
+    // keeps it in the topic).
+    let replied_to = |id: i64| {
+        fakes
+            .sent()
+            .iter()
+            .find(|m| m["request"]["reply_parameters"]["message_id"] == json!(id))
+            .and_then(|m| m["request"]["text"].as_str().map(str::to_owned))
+    };
+    let answered = wait_until(Duration::from_secs(30), || async {
+        replied_to(answer).is_some() && replied_to(stranger).is_some() && replied_to(note).is_some()
+    })
+    .await;
+    assert!(answered, "each message was answered:\n{}", run.log());
+    assert!(replied_to(answer).unwrap().contains("Sent"));
+    assert!(replied_to(stranger).unwrap().contains("not allowed"));
+    assert!(replied_to(note).unwrap().contains("Note saved"));
+
+    // A second mention in the same Mastodon thread: the same topic.
+    fakes.reply_in_thread("110002", Some("110001"), "@clarion and the outlet?");
+    let second = wait_until(Duration::from_secs(30), || async {
+        fakes.sent().iter().any(|m| {
+            m["request"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("and the outlet?"))
+        })
+    })
+    .await;
+    assert!(second, "the second item was bridged:\n{}", run.log());
+    assert_eq!(fakes.topics().len(), 1, "no second topic");
+    let bridged_again = fakes
+        .sent()
+        .into_iter()
+        .find(|m| {
+            m["request"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("and the outlet?"))
+        })
+        .unwrap();
+    assert_eq!(
+        bridged_again["request"]["reply_parameters"]["message_id"], first["message_id"],
+        "in the topic, under its first message: {bridged_again}"
+    );
+    let show = clarion.ok(&["inbox", "show", "1"]);
+    assert!(show.contains("VIP customer, be nice"), "{show}");
+    assert!(!show.contains("never!"), "{show}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mastodon_mention_answered_in_a_telegram_topic_sqlite() {
+    mastodon_mention_answered_in_a_telegram_topic(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mastodon_mention_answered_in_a_telegram_topic_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        mastodon_mention_answered_in_a_telegram_topic(Some(db)).await;
     }
 }
 

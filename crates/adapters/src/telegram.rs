@@ -8,6 +8,8 @@
 //! bot_token = { env = "TELEGRAM_BOT_TOKEN" }   # from @BotFather
 //! chat_id = "@clarion_news"                    # or the numeric id, e.g. -1001234567890
 //! # message_thread_id = 42                     # a forum topic
+//! # topics = true                              # a forum supergroup used as the chat bridge:
+//!                                              # one topic per conversation
 //! parse_mode = "html"                          # html | markdownv2 | plain
 //! disable_link_preview = false
 //! timeout_secs = 20
@@ -37,8 +39,8 @@ use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
     ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, Media, MediaRule,
-    OutboundPost, PublishError, PublishReceipt, PublishRequest, SecretRef, ThreadStyle,
-    ValidationError,
+    OutboundPost, PublishError, PublishReceipt, PublishRequest, SecretRef, StartedThread,
+    ThreadStyle, ValidationError,
 };
 use serde::Deserialize;
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
@@ -114,6 +116,11 @@ struct Settings {
     api_url: Option<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// The chat is a forum supergroup in which the bot may open topics
+    /// (admin with `can_manage_topics`): the chat bridge opens one topic per
+    /// conversation there (`start_thread`).
+    #[serde(default)]
+    topics: bool,
     /// Webhook mode for listening: Telegram pushes updates to
     /// `POST /hooks/<channel>` with this in `X-Telegram-Bot-Api-Secret-Token`
     /// (set it with `setWebhook {url, secret_token}`); getUpdates is not used.
@@ -136,6 +143,8 @@ pub struct TelegramAdapter {
     timeout: Duration,
     /// Set in webhook mode (see `Settings::webhook_secret`); never formatted.
     webhook_secret: Option<clarion_core::Secret>,
+    /// See `Settings::topics`.
+    topics: bool,
 }
 
 impl std::fmt::Debug for TelegramAdapter {
@@ -265,6 +274,7 @@ fn configure(config: &ChannelConfig) -> Result<TelegramAdapter, ConfigError> {
         disable_link_preview: s.disable_link_preview,
         timeout,
         webhook_secret,
+        topics: s.topics,
     })
 }
 
@@ -714,13 +724,16 @@ impl ChannelAdapter for TelegramAdapter {
                 })?;
                 let to = self.destination(chat);
                 let parameters = ReplyParameters::new(parent);
-                let parameters = if to.qualify.is_none() {
+                let parameters = if to.qualify.is_none() && !self.topics {
                     // If the previous part was deleted, the rest of the
                     // thread still goes out instead of failing forever.
                     parameters.allow_sending_without_reply()
                 } else {
                     // An answer in someone else's chat makes no sense
-                    // without the message it answers: fail instead.
+                    // without the message it answers, and in a forum a
+                    // reply is kept in its topic only by the message it
+                    // answers (without it, it would land in General): fail
+                    // instead.
                     parameters
                 };
                 (to, Some(parameters))
@@ -735,6 +748,51 @@ impl ChannelAdapter for TelegramAdapter {
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {
         self.verify().await.map_err(crate::http::for_check)
+    }
+
+    fn starts_threads(&self) -> bool {
+        self.topics
+    }
+
+    /// `createForumTopic`, then the message in the new topic. The topic's
+    /// `place` is its id in the listener's id form (the topic's id is the id
+    /// of its first, service message). A failure after the topic exists
+    /// leaves an empty topic behind; the caller retries with a new one.
+    async fn start_thread(
+        &self,
+        title: &str,
+        request: PublishRequest<'_>,
+    ) -> Result<StartedThread, PublishError> {
+        if !self.topics {
+            return Err(PublishError::new(
+                ErrorClass::Permanent,
+                "this Telegram channel does not open topics (set `topics = true` on a forum supergroup)",
+            ));
+        }
+        // Telegram's topic names are 1 to 128 characters.
+        let name: String = match title.trim() {
+            "" => "conversation".to_owned(),
+            t => t.chars().take(128).collect(),
+        };
+        let topic = self
+            .bot
+            .create_forum_topic(self.chat.clone(), name)
+            .await
+            .map_err(|e| classify(e, self.token()))?;
+        let to = Destination {
+            chat: self.chat.clone(),
+            thread: Some(topic.thread_id),
+            qualify: None,
+        };
+        let text = self.text(&request.post.text);
+        let receipt = match request.post.media.first() {
+            Some(media) => self.send_photo(&to, media, text, None).await?,
+            None => self.send_text(&to, text, None).await?,
+        };
+        Ok(StartedThread {
+            receipt,
+            place: topic.thread_id.0.0.to_string(),
+        })
     }
 }
 
@@ -829,6 +887,13 @@ mod tests {
                 "supports_inline_queries": false, "can_connect_to_business": false,
                 "has_main_web_app": false
             })),
+            ("createforumtopic", _, Some(-1009876)) => sent(json!({
+                "message_thread_id": 77, "name": body["name"], "icon_color": 7322096
+            })),
+            ("createforumtopic", _, _) => failed(
+                StatusCode::BAD_REQUEST,
+                json!({"ok": false, "error_code": 400, "description": "Bad Request: the chat is not a forum"}),
+            ),
             ("sendphoto", _, _) => sent(json!({
                 "message_id": 43, "date": 1735689600, "chat": channel(), "sender_chat": channel(),
                 "photo": [{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 90, "height": 90, "file_size": 1000}],
@@ -979,6 +1044,83 @@ mod tests {
             json_body(&log.lock().unwrap()[0]),
             json!({"chat_id": -1009876, "text": "a < b", "message_thread_id": 5})
         );
+    }
+
+    #[tokio::test]
+    async fn telegram_start_thread_opens_a_forum_topic_and_posts_in_it() {
+        let (base, log) = fake_telegram().await;
+        let plain = adapter_with(&base, json!({"chat_id": "-1009876"}));
+        assert!(!plain.starts_threads(), "topics are opt-in");
+        let adapter = adapter_with(&base, json!({"chat_id": "-1009876", "topics": true}));
+        assert!(adapter.starts_threads());
+        let long_title = "é".repeat(200);
+        let started = adapter
+            .start_thread(
+                &long_title,
+                PublishRequest {
+                    post: &post("first item"),
+                    idempotency_key: "k1",
+                    reply_to: None,
+                    post_id: 7,
+                    target_id: 9,
+                    scheduled_at_ms: 0,
+                    budget: std::time::Duration::from_secs(30),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(started.place, "77", "the topic, in message id form");
+        assert_eq!(started.receipt.platform_post_id.as_deref(), Some("7"));
+        let seen = log.lock().unwrap().clone();
+        let (create, message) = (&seen[0], &seen[1]);
+        assert!(
+            create.path.ends_with("/CreateForumTopic"),
+            "{}",
+            create.path
+        );
+        let asked = json_body(create);
+        assert_eq!(asked["chat_id"], json!(-1009876));
+        assert_eq!(
+            asked["name"].as_str().unwrap().chars().count(),
+            128,
+            "Telegram's longest topic name"
+        );
+        assert_eq!(json_body(message)["message_thread_id"], json!(77));
+        assert_eq!(json_body(message)["text"], json!("first item"));
+
+        // In topics mode a reply never goes without the message it answers:
+        // it would land in the General topic.
+        send(
+            adapter.as_ref(),
+            &post("answer"),
+            Some(ReplyTo {
+                root: "7",
+                parent: "7",
+            }),
+        )
+        .await
+        .unwrap();
+        let reply = json_body(&log.lock().unwrap()[2]);
+        assert_eq!(reply["reply_parameters"], json!({"message_id": 7}));
+
+        // A chat that is not a forum: Telegram's own words come back.
+        let not_forum = adapter_with(&base, json!({"topics": true}));
+        let error = not_forum
+            .start_thread(
+                "t",
+                PublishRequest {
+                    post: &post("x"),
+                    idempotency_key: "k2",
+                    reply_to: None,
+                    post_id: 7,
+                    target_id: 9,
+                    scheduled_at_ms: 0,
+                    budget: std::time::Duration::from_secs(30),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(error.message.contains("not a forum"), "{error:?}");
     }
 
     #[tokio::test]

@@ -2,9 +2,10 @@
 //! Telegram, any channel whose adapter can post and whose listener hears
 //! replies), and a community manager answers there.
 //!
-//! Where the chat can start threads (Discord), each conversation gets its
-//! own thread (a post in a forum channel) and every item of it goes there;
-//! otherwise (Telegram) one message per item. A manager writes in the
+//! Where the chat can start threads (Discord; a Telegram forum supergroup
+//! with `topics = true`), each conversation gets its own thread (a post in a
+//! Discord forum channel, a Telegram topic) and every item of it goes there;
+//! otherwise one message per item. A manager writes in the
 //! conversation's thread, or *replies to* a bridged message (or to any
 //! message the bridge posted about that conversation):
 //! - plain text: queued as a threaded reply on the origin platform, through

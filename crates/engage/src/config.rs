@@ -40,8 +40,9 @@ pub struct BridgeConfig {
     #[serde(default)]
     pub allow_roles: Vec<String>,
     /// One thread per conversation (Discord: a thread in a text channel, a
-    /// post in a forum channel) instead of one message per item. Default:
-    /// on where the channel can start threads.
+    /// post in a forum channel; Telegram: a forum topic, with `topics = true`
+    /// on the channel) instead of one message per item. Default: on where
+    /// the channel can start threads.
     #[serde(default)]
     pub threads: Option<bool>,
 }

@@ -22,7 +22,8 @@
 //!   automatic forward of a channel post, or to a message the configured
 //!   channel sent there): `comment`, with `parent_id` the channel post (so it
 //!   matches the receipt of what Clarion published);
-//! - replies to the bot's own messages: `reply`;
+//! - replies to the bot's own messages, and every message in a forum topic
+//!   the bot opened (the chat bridge's topic per conversation): `reply`;
 //! - messages naming the bot (`@username` mention or a text mention): `mention`.
 //!
 //! Ignored: messages from bots (`from.is_bot`, which also covers anonymous
@@ -33,6 +34,11 @@
 //! With privacy mode on (BotFather's default) a bot in a group only receives
 //! commands, mentions of it and replies to it; to see plain comments in a
 //! discussion group make the bot an admin there or turn privacy mode off.
+//! A bridge forum (`topics = true`) needs the bot as an admin anyway (to open
+//! topics), so it hears every message there.
+//!
+//! `place` is the chat id, or for a message in a forum topic the topic's id
+//! in message id form (below): one topic is one bridge conversation.
 //!
 //! Ids: messages of the configured chat use the plain message id (`"42"`),
 //! the form the adapter's receipts take; messages of every other chat use
@@ -101,6 +107,10 @@ struct TgMessage {
     caption_entities: Vec<TgEntity>,
     reply_to_message: Option<Box<TgMessage>>,
     message_thread_id: Option<i64>,
+    /// Set on messages in a forum topic (not in General, and not on a
+    /// reply thread of an ordinary group, which has a `message_thread_id` too).
+    #[serde(default)]
+    is_topic_message: bool,
     #[serde(default)]
     is_automatic_forward: bool,
     /// Present on the first message of a forum topic (a service message).
@@ -270,6 +280,12 @@ impl TelegramListener {
             .reply_to_message
             .as_deref()
             .filter(|r| r.forum_topic_created.is_none());
+        // A topic the bot opened (the bridge's one topic per conversation):
+        // every message in it answers the bot, like a reply.
+        let in_bot_topic = message.is_topic_message
+            && message.reply_to_message.as_deref().is_some_and(|r| {
+                r.forum_topic_created.is_some() && r.from.as_ref().is_some_and(|f| f.id == me.id)
+            });
         let comment_on = reply.filter(|r| r.is_automatic_forward || own_chat(&r.sender_chat));
         let entities = if message.text.is_some() {
             &message.entities
@@ -280,7 +296,9 @@ impl TelegramListener {
             EngagementKind::Dm
         } else if comment_on.is_some() {
             EngagementKind::Comment
-        } else if reply.is_some_and(|r| r.from.as_ref().is_some_and(|f| f.id == me.id)) {
+        } else if in_bot_topic
+            || reply.is_some_and(|r| r.from.as_ref().is_some_and(|f| f.id == me.id))
+        {
             EngagementKind::Reply
         } else if mentions(&text, entities, me) {
             EngagementKind::Mention
@@ -326,7 +344,12 @@ impl TelegramListener {
             url,
             parent_id,
             root_id,
-            place: Some(chat.id.to_string()),
+            // A forum topic is its own place (the bridge's conversation
+            // threads), named by the topic's id in message id form.
+            place: Some(match message.message_thread_id {
+                Some(thread) if message.is_topic_message => self.id_of(chat, thread),
+                _ => chat.id.to_string(),
+            }),
             created_at_ms: message.date.saturating_mul(1000),
         }))
     }
@@ -959,10 +982,57 @@ mod tests {
         let (base, _) = fake(vec![ok(Value::Array(updates))]).await;
         let batch = listener(&base, "topic").next_batch(None).await.unwrap();
         let event = &batch.events[0];
-        // The bot opened the topic, yet this is a mention, not a reply.
-        assert_eq!(event.kind, EngagementKind::Mention);
+        // The bot opened the topic: every message in it answers the bot, but
+        // the topic's service message is no parent.
+        assert_eq!(event.kind, EngagementKind::Reply);
         assert_eq!(event.parent_id, None);
         assert_eq!(event.root_id, format!("{GROUP}/300"));
+        assert_eq!(
+            event.place.as_deref(),
+            Some(format!("{GROUP}/300").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn in_a_topic_someone_else_opened_only_mentions_and_replies_count() {
+        let opened_by = |who: Value| {
+            json!({
+                "message_id": 400, "date": 1735689000, "chat": group(), "from": who,
+                "forum_topic_created": {"name": "Chat", "icon_color": 7322096},
+                "message_thread_id": 400, "is_topic_message": true
+            })
+        };
+        let in_topic = |id: i64, text: &str, opened: Value| {
+            json!({
+                "message_id": id, "date": 1735689600, "chat": group(), "from": user(11, "Alice"),
+                "message_thread_id": 400, "is_topic_message": true,
+                "reply_to_message": opened, "text": text
+            })
+        };
+        let updates = vec![
+            // Chatter in a topic a person opened: not for the bot.
+            update(1, in_topic(401, "lunch?", opened_by(user(12, "Bob")))),
+            // Telegram's reply threads in an ordinary group carry a
+            // message_thread_id but no is_topic_message: the chat is the place.
+            update(
+                2,
+                json!({
+                    "message_id": 402, "date": 1735689601, "chat": group(), "from": user(11, "Alice"),
+                    "message_thread_id": 390, "text": "hi @clarion_bot",
+                    "entities": [{"type": "mention", "offset": 3, "length": 12}]
+                }),
+            ),
+        ];
+        let (base, _) = fake(vec![ok(Value::Array(updates))]).await;
+        let batch = listener(&base, "topic-other")
+            .next_batch(None)
+            .await
+            .unwrap();
+        assert_eq!(batch.events.len(), 1, "{:?}", batch.events);
+        let mention = &batch.events[0];
+        assert_eq!(mention.item_id, format!("{GROUP}/402"));
+        assert_eq!(mention.kind, EngagementKind::Mention);
+        assert_eq!(mention.place.as_deref(), Some(GROUP.to_string().as_str()));
     }
 
     #[tokio::test]
