@@ -11,6 +11,9 @@
 //! # client_id = "86abc..."                           # needed with refresh_token
 //! # client_secret = { env = "LINKEDIN_CLIENT_SECRET" }
 //! # linkedin_version = "202510"                       # the `LinkedIn-Version` header
+//! # listen = true                                     # capture comments (see `listen`)
+//! # listen_interval_secs = 600                        # between polls
+//! # listen_days = 7                                   # watch posts of the last N days
 //! ```
 //!
 //! With a refresh token, a 401 refreshes once (`POST /oauth/v2/accessToken`)
@@ -21,6 +24,17 @@
 //! `POST /rest/posts` takes no idempotency key: a 5xx answer or a timeout
 //! is `outcome_unknown`. The commentary uses LinkedIn's "little text"
 //! format, so its reserved characters are backslash-escaped.
+//!
+//! Inbox replies: a post with `reply_to` is sent as a comment through the
+//! Comments API. Answering the post itself (`parent` is not a comment URN,
+//! or is the root) is `POST /rest/socialActions/{root}/comments` with
+//! `actor` (the author), `object` (the root) and `message.text`; answering a
+//! comment creates a nested comment: `POST /rest/socialActions/{parent
+//! comment URN}/comments` with `object` the thread URN inside the comment
+//! URN and `parentComment` the comment. The receipt id is the new comment's
+//! URN, the form the listener gives comments. Comment text is plain text
+//! (not "little text"), at most 1,250 characters, with no picture: anything
+//! else is refused as permanent, saying why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +42,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, AdapterStore, ChannelAdapter, ChannelCheck, ChannelConfig,
-    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Media, MediaRule, PublishError,
-    PublishReceipt, PublishRequest, Secret, SecretRef,
+    ConfigError, ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Media, MediaRule,
+    OutboundPost, PublishError, PublishReceipt, PublishRequest, ReplyTo, Secret, SecretRef,
 };
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
@@ -38,11 +52,14 @@ use serde_json::{Value, json};
 
 use crate::http::{classify_status, classify_transport};
 
+mod listen;
 #[cfg(test)]
 mod tests;
 
 /// Commentary limit of the Posts API.
 const MAX_CHARS: usize = 3000;
+/// Text limit of a comment (`message.text`).
+const MAX_COMMENT_CHARS: usize = 1250;
 
 /// One image per post (`content.media`); LinkedIn's image limit is set by
 /// pixels (36 MP), 10 MB keeps well inside it.
@@ -68,6 +85,23 @@ struct Settings {
     oauth_base: String,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// Seconds between two polls of the listener (listening only).
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: f64,
+    /// The listener watches the comments of posts of the last this many days.
+    #[serde(default = "default_listen_days")]
+    listen_days: u32,
+}
+
+/// A poll is one request for the posts plus one per recent post (and one
+/// per commented comment): every ten minutes stays far inside LinkedIn's
+/// daily per-member and per-app limits.
+fn default_listen_interval() -> f64 {
+    600.0
+}
+
+fn default_listen_days() -> u32 {
+    7
 }
 
 fn default_version() -> String {
@@ -106,6 +140,10 @@ pub struct LinkedInAdapter {
     refresh: Option<Refresh>,
     /// The access token in use; `None` until the store was consulted.
     current: tokio::sync::Mutex<Option<Secret>>,
+    /// Between two polls (the listener's).
+    listen_interval: Duration,
+    /// How far back the listener looks for posts to watch.
+    listen_days: u32,
 }
 
 impl std::fmt::Debug for LinkedInAdapter {
@@ -130,6 +168,14 @@ impl AdapterFactory for Factory {
         context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         Ok(Arc::new(configure(config, context)?))
+    }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        Ok(Some(listen::listener(configure(config, context)?)))
     }
 }
 
@@ -172,6 +218,18 @@ fn configure(
             what("timeout_secs")
         )));
     }
+    if !(s.listen_interval_secs >= 60.0 && s.listen_interval_secs <= 86_400.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 60 and 86400 seconds",
+            what("listen_interval_secs")
+        )));
+    }
+    if !(1..=365).contains(&s.listen_days) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 1 and 365 days",
+            what("listen_days")
+        )));
+    }
     let refresh = match (s.refresh_token, s.client_id, s.client_secret) {
         (None, _, _) => None,
         (Some(token), Some(client_id), Some(secret)) if !client_id.trim().is_empty() => {
@@ -200,7 +258,36 @@ fn configure(
         configured_access: s.access_token.resolve(&what("access_token"))?,
         refresh,
         current: tokio::sync::Mutex::new(None),
+        listen_interval: Duration::from_secs_f64(s.listen_interval_secs),
+        listen_days: s.listen_days,
     })
+}
+
+/// A URN as one path segment: Rest.li wants `:`, `(`, `,` and `)` encoded.
+fn encode_urn(urn: &str) -> String {
+    url::form_urlencoded::byte_serialize(urn.as_bytes()).collect()
+}
+
+/// The thread a comment URN `urn:li:comment:(<thread>,<id>)` belongs to.
+fn comment_thread(urn: &str) -> Option<&str> {
+    let inner = urn.strip_prefix("urn:li:comment:(")?.strip_suffix(')')?;
+    let (thread, id) = inner.rsplit_once(',')?;
+    (thread.starts_with("urn:li:") && !id.is_empty()).then_some(thread)
+}
+
+/// Where LinkedIn shows a comment: its post, scrolled to it.
+fn comment_url(post: &str, comment: &str, parent: Option<&str>) -> String {
+    match parent {
+        Some(parent) => format!(
+            "https://www.linkedin.com/feed/update/{post}/?commentUrn={}&replyUrn={}",
+            encode_urn(parent),
+            encode_urn(comment)
+        ),
+        None => format!(
+            "https://www.linkedin.com/feed/update/{post}/?commentUrn={}",
+            encode_urn(comment)
+        ),
+    }
 }
 
 /// Escapes LinkedIn's "little text" reserved characters so text is shown
@@ -428,6 +515,96 @@ impl LinkedInAdapter {
             .header("X-Restli-Protocol-Version", "2.0.0")
     }
 
+    /// An inbox reply: a comment on the post `to.root`, nested under the
+    /// comment `to.parent` when it is one.
+    async fn comment(
+        &self,
+        post: &OutboundPost,
+        to: ReplyTo<'_>,
+    ) -> Result<PublishReceipt, PublishError> {
+        let refuse = |why: String| Err(PublishError::new(ErrorClass::Permanent, why));
+        if !to.root.starts_with("urn:li:") {
+            return refuse(format!(
+                "cannot reply on LinkedIn under `{}`: not a post URN",
+                to.root
+            ));
+        }
+        if !post.media.is_empty() {
+            return refuse(
+                "a LinkedIn reply is a comment, sent without a picture: remove the attachment"
+                    .to_owned(),
+            );
+        }
+        let text = post.text.trim();
+        if text.is_empty() {
+            return refuse("the reply is empty".to_owned());
+        }
+        let count = text.chars().count();
+        if count > MAX_COMMENT_CHARS {
+            return refuse(format!(
+                "a LinkedIn comment takes at most {MAX_COMMENT_CHARS} characters; this reply is {count}"
+            ));
+        }
+        let nested = match comment_thread(to.parent) {
+            Some(thread) if to.parent != to.root => Some(thread),
+            Some(_) => None,
+            None if to.parent.starts_with("urn:li:comment:") => {
+                return refuse(format!(
+                    "cannot reply on LinkedIn to `{}`: not a comment URN LinkedIn gives",
+                    to.parent
+                ));
+            }
+            None => None,
+        };
+        // A nested comment is created under its parent comment, its object
+        // the thread inside the parent's URN (Comments API, "Create a
+        // Nested Comment"); a top-level one under the post.
+        let (target, mut body) = match nested {
+            Some(thread) => (
+                to.parent,
+                json!({"actor": self.author, "object": thread, "parentComment": to.parent}),
+            ),
+            None => (to.root, json!({"actor": self.author, "object": to.root})),
+        };
+        body["message"] = json!({"text": text});
+        let url = format!(
+            "{}/rest/socialActions/{}/comments",
+            self.api_base,
+            encode_urn(target)
+        );
+        let answer = self
+            .call(|token| self.rest(self.client.post(&url), token).json(&body))
+            .await?;
+        if !answer.status.is_success() {
+            return Err(classify(&answer, true));
+        }
+        let value: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        let header = answer
+            .headers
+            .get("x-restli-id")
+            .and_then(|v| v.to_str().ok());
+        let id = ["commentUrn", "$URN"]
+            .iter()
+            .find_map(|k| value.get(*k).and_then(Value::as_str))
+            .or(header.filter(|h| h.starts_with("urn:li:comment:")))
+            .map(str::to_owned)
+            .or_else(|| {
+                // Only the bare comment id came back: the URN is built the
+                // way LinkedIn builds it, from the thread and the id.
+                let bare = value.get("id").and_then(Value::as_str).or(header)?;
+                let thread = body.get("object").and_then(Value::as_str)?;
+                Some(format!("urn:li:comment:({thread},{bare})"))
+            });
+        let url = id.as_deref().map(|id| {
+            let parent = nested.map(|_| to.parent);
+            comment_url(to.root, id, parent)
+        });
+        Ok(PublishReceipt {
+            platform_post_id: id,
+            url,
+        })
+    }
+
     async fn upload(&self, media: &Media) -> Result<String, PublishError> {
         let bytes = tokio::fs::read(&media.path).await.map_err(|e| {
             PublishError::new(
@@ -504,6 +681,9 @@ impl ChannelAdapter for LinkedInAdapter {
     }
 
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
+        if let Some(to) = request.reply_to {
+            return self.comment(request.post, to).await;
+        }
         let post = request.post;
         let mut body = json!({
             "author": self.author,

@@ -143,6 +143,45 @@ pub(crate) fn classify(answer: &Answer, creates: bool, permission: &str) -> Publ
         .with_retry_after(wait)
 }
 
+/// How long a poller should hold back, from the usage headers Meta sends
+/// with every answer (`X-App-Usage`, `X-Business-Use-Case-Usage`): the
+/// announced time to regain access when the limit is already hit, else
+/// `busy_wait` once any counter (percent of the quota) reaches 90, so the
+/// listener slows down before Meta starts refusing it. `None`: go on.
+pub(crate) fn usage_wait(headers: &HeaderMap, busy_wait: Duration) -> Option<Duration> {
+    if let Some(wait) = regain_access(headers) {
+        return Some(wait);
+    }
+    let mut highest = 0u64;
+    let mut visit = |v: &Value| {
+        for key in ["call_count", "total_time", "total_cputime"] {
+            if let Some(n) = v.get(key).and_then(Value::as_u64) {
+                highest = highest.max(n);
+            }
+        }
+    };
+    for name in ["x-app-usage", "x-business-use-case-usage"] {
+        let Some(value) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        else {
+            continue;
+        };
+        visit(&value);
+        // The business header nests its counters by object id.
+        if let Value::Object(map) = &value {
+            for v in map.values() {
+                match v {
+                    Value::Array(items) => items.iter().for_each(&mut visit),
+                    other => visit(other),
+                }
+            }
+        }
+    }
+    (highest >= 90).then_some(busy_wait)
+}
+
 /// `estimated_time_to_regain_access` (minutes) of the business use case
 /// usage header Meta sends with rate-limit answers: the longest one.
 fn regain_access(headers: &HeaderMap) -> Option<Duration> {
@@ -439,6 +478,54 @@ mod tests {
         );
         assert_eq!(e.class, ErrorClass::RateLimited);
         assert_eq!(e.retry_after, Some(Duration::from_secs(180)));
+    }
+
+    #[test]
+    fn usage_headers_slow_a_poller_down() {
+        let headers =
+            |pairs: &[(&'static str, &str)]| answer(200, serde_json::json!({}), pairs).headers;
+        let busy = Duration::from_secs(60);
+        assert_eq!(usage_wait(&headers(&[]), busy), None);
+        assert_eq!(
+            usage_wait(
+                &headers(&[(
+                    "x-app-usage",
+                    r#"{"call_count":12,"total_time":3,"total_cputime":2}"#
+                )]),
+                busy
+            ),
+            None
+        );
+        assert_eq!(
+            usage_wait(
+                &headers(&[(
+                    "x-app-usage",
+                    r#"{"call_count":95,"total_time":3,"total_cputime":2}"#
+                )]),
+                busy
+            ),
+            Some(busy)
+        );
+        assert_eq!(
+            usage_wait(
+                &headers(&[(
+                    "x-business-use-case-usage",
+                    r#"{"1122":[{"type":"pages","call_count":91,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}]}"#
+                )]),
+                busy
+            ),
+            Some(busy)
+        );
+        assert_eq!(
+            usage_wait(
+                &headers(&[(
+                    "x-business-use-case-usage",
+                    r#"{"1122":[{"type":"pages","call_count":100,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":2}]}"#
+                )]),
+                busy
+            ),
+            Some(Duration::from_secs(120))
+        );
     }
 
     #[test]

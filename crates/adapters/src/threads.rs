@@ -10,7 +10,14 @@
 //! access_token = { env = "THREADS_ACCESS_TOKEN" }   # long-lived (60 days)
 //! # public_media_url = "https://cdn.example.com/media"  # where media_dir is served
 //! # media_dir = "content/media"
+//! # listen = true                # capture replies and mentions (see `listen`)
+//! # listen_interval_secs = 300    # between two polls (60..=3600)
+//! # listen_days = 7               # posts younger than this are watched (1..=90)
 //! ```
+//!
+//! Answers from the inbox (`reply_to` set) are posts with `reply_to_id` set
+//! to the message answered (a reply of anyone's, or a mention); that needs
+//! `threads_manage_replies` besides `threads_content_publish`.
 //!
 //! Threads fetches images from a public URL; it takes no uploads. Without
 //! `public_media_url`, posts with images are refused when planned.
@@ -25,15 +32,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    Idempotency, LengthRule, LengthUnit, MediaRule, OutboundPost, PublishError, PublishReceipt,
-    PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle, ValidationError,
+    Idempotency, LengthRule, LengthUnit, Listener, MediaRule, OutboundPost, PublishError,
+    PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ThreadStyle, ValidationError,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::facebook::{default_timeout, graph_base, graph_id};
+use crate::facebook::{default_timeout, graph_base, graph_id, listen_settings};
 use crate::meta_graph::{PublicMedia, read, success};
 
+mod listen;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +57,8 @@ const MEDIA_RULE: MediaRule = MediaRule {
 
 const PERMISSION: &str = "threads_basic and threads_content_publish";
 
+const REPLY_PERMISSION: &str = "threads_basic, threads_content_publish and threads_manage_replies";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -62,6 +72,20 @@ struct Settings {
     api_base: String,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// Seconds between two polls of replies and mentions (listening only).
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: u64,
+    /// Posts younger than this many days are watched for replies.
+    #[serde(default = "default_listen_days")]
+    listen_days: u64,
+}
+
+fn default_listen_interval() -> u64 {
+    300
+}
+
+fn default_listen_days() -> u64 {
+    7
 }
 
 fn default_version() -> String {
@@ -79,6 +103,9 @@ pub struct ThreadsAdapter {
     timeout: Duration,
     token: Secret,
     media: PublicMedia,
+    /// Between two polls (the listener's).
+    listen_interval: Duration,
+    listen_days: u64,
 }
 
 impl std::fmt::Debug for ThreadsAdapter {
@@ -104,6 +131,14 @@ impl AdapterFactory for Factory {
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
         Ok(Arc::new(configure(config)?))
     }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        listen::build(config)
+    }
 }
 
 fn configure(config: &ChannelConfig) -> Result<ThreadsAdapter, ConfigError> {
@@ -112,6 +147,8 @@ fn configure(config: &ChannelConfig) -> Result<ThreadsAdapter, ConfigError> {
     let base = graph_base(&what, &s.api_base, &s.api_version, s.timeout_secs)?;
     let media = PublicMedia::new(s.public_media_url, s.media_dir)
         .map_err(|e| ConfigError::new(format!("channel `{}` {e}", config.name)))?;
+    let (listen_interval, listen_days) =
+        listen_settings(&what, s.listen_interval_secs, s.listen_days)?;
     Ok(ThreadsAdapter {
         client: crate::http_client(),
         user_id: graph_id(&what("user_id"), &s.user_id)?,
@@ -119,6 +156,8 @@ fn configure(config: &ChannelConfig) -> Result<ThreadsAdapter, ConfigError> {
         timeout: Duration::from_secs_f64(s.timeout_secs),
         token: s.access_token.resolve(&what("access_token"))?,
         media,
+        listen_interval,
+        listen_days,
     })
 }
 
@@ -128,6 +167,7 @@ impl ThreadsAdapter {
         path: &str,
         form: &[(&str, String)],
         creates: bool,
+        permission: &str,
     ) -> Result<Value, PublishError> {
         let answer = read(
             self.client
@@ -137,7 +177,7 @@ impl ThreadsAdapter {
                 .timeout(self.timeout),
         )
         .await?;
-        success(&answer, creates, PERMISSION)
+        success(&answer, creates, permission)
     }
 }
 
@@ -208,18 +248,29 @@ impl ChannelAdapter for ThreadsAdapter {
             }
             None => form.push(("media_type", "TEXT".to_owned())),
         }
-        if let Some(reply) = request.reply_to {
-            form.push(("reply_to_id", reply.parent.to_owned()));
-        }
+        // Any reply can be answered: a thread part's previous part, someone
+        // else's reply or a mention the listener reported.
+        let permission = match request.reply_to {
+            Some(reply) => {
+                form.push(("reply_to_id", reply.parent.to_owned()));
+                REPLY_PERMISSION
+            }
+            None => PERMISSION,
+        };
         // A container is not a post: failing to make one posted nothing.
-        let container = self.post_form("threads", &form, false).await?;
+        let container = self.post_form("threads", &form, false, permission).await?;
         let container = id_of(
             &container,
             "creating the container",
             clarion_core::ErrorClass::Transient,
         )?;
         let published = self
-            .post_form("threads_publish", &[("creation_id", container)], true)
+            .post_form(
+                "threads_publish",
+                &[("creation_id", container)],
+                true,
+                permission,
+            )
             .await?;
         let id = id_of(
             &published,

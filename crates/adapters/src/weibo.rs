@@ -12,6 +12,9 @@
 //! # append_safe_url = true                       # add `safe_url` to posts that lack a safe link
 //! # api_base = "https://api.weibo.com"
 //! # timeout_secs = 20
+//! # listen = true                                # capture comments and mentions (see `listen`)
+//! # listen_interval_secs = 120                   # between polls (3 requests each)
+//! # listen_mentions = true                       # also poll the two @mention timelines
 //! ```
 //!
 //! What Weibo documents for `statuses/share`:
@@ -30,6 +33,16 @@
 //! `outcome_unknown`, never resent. `channels check` reads the token's
 //! remaining life (`oauth2/get_token_info`): warns within 7 days, fails
 //! when it has expired.
+//!
+//! Inbox replies: a post with `reply_to` is sent as a comment, not a
+//! status. Answering a status (`parent == root`: a mention, or one of the
+//! account's statuses) is `POST 2/comments/create.json` (`id`, `comment`);
+//! answering a comment is `POST 2/comments/reply.json` (`cid` = the comment,
+//! `id` = the status it is under). The receipt id is the new comment's id,
+//! the form the listener gives comments. A comment needs no safe link but
+//! takes at most 140 (Weibo-counted) characters and no picture: anything
+//! else is refused when the reply is planned (`validate_reply`), saying why,
+//! and again at send time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +50,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clarion_core::{
     AdapterContext, AdapterFactory, ChannelAdapter, ChannelCheck, ChannelConfig, ConfigError,
-    ErrorClass, Idempotency, LengthRule, LengthUnit, Markup, MediaRule, OutboundPost, PublishError,
-    PublishReceipt, PublishRequest, RateWindow, Secret, SecretRef, ValidationError,
+    ErrorClass, Idempotency, LengthRule, LengthUnit, Listener, Markup, MediaRule, OutboundPost,
+    PublishError, PublishReceipt, PublishRequest, RateWindow, ReplyTo, Secret, SecretRef,
+    ValidationError,
 };
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
@@ -46,6 +60,7 @@ use serde::Deserialize;
 use crate::group_robot::{self as robot, Reply};
 use crate::http::{classify_status, classify_transport, for_check};
 
+mod listen;
 #[cfg(test)]
 mod tests;
 
@@ -66,6 +81,32 @@ const WINDOW: RateWindow = RateWindow {
 };
 /// How long 10023/10024 (user/IP hourly limits) pause the channel.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60 * 60);
+/// A comment (`comments/create`, `comments/reply`): 140 Chinese characters,
+/// counted Weibo's way.
+const COMMENT_LIMIT: usize = 140;
+
+/// The text of a reply, which Weibo takes as a comment, or why it cannot be one.
+fn comment_text(post: &OutboundPost) -> Result<&str, String> {
+    if !post.media.is_empty() {
+        return Err(
+            "a Weibo reply is a comment, and the comments API takes no picture: \
+             remove the attachment"
+                .to_owned(),
+        );
+    }
+    let text = post.text.trim();
+    if text.is_empty() {
+        return Err("the reply is empty".to_owned());
+    }
+    let count = weibo_count(text);
+    if count > COMMENT_LIMIT {
+        return Err(format!(
+            "a Weibo reply is a comment, limited to {COMMENT_LIMIT} characters as Weibo \
+             counts them (two ASCII characters 1); this one is {count}"
+        ));
+    }
+    Ok(text)
+}
 /// `channels check` warns when the token lapses within this.
 const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -80,10 +121,26 @@ struct Settings {
     api_base: Option<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: f64,
+    /// Seconds between two polls of the listener (listening only).
+    #[serde(default = "default_listen_interval")]
+    listen_interval_secs: f64,
+    /// Whether the listener also polls the @mention timelines.
+    #[serde(default = "default_true")]
+    listen_mentions: bool,
 }
 
 fn default_timeout() -> f64 {
     20.0
+}
+
+/// Three requests a poll every two minutes is 90 an hour, inside the
+/// hourly per-user limit of an ordinary app together with posting.
+fn default_listen_interval() -> f64 {
+    120.0
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug)]
@@ -96,6 +153,10 @@ pub struct WeiboAdapter {
     safe_domain: String,
     /// Appended to a post without a safe link, when configured so.
     append: Option<String>,
+    /// Between two polls (the listener's).
+    listen_interval: Duration,
+    /// Whether the listener polls the mention timelines too.
+    listen_mentions: bool,
 }
 
 pub(crate) struct Factory;
@@ -110,70 +171,91 @@ impl AdapterFactory for Factory {
         config: &ChannelConfig,
         _context: &AdapterContext,
     ) -> Result<Arc<dyn ChannelAdapter>, ConfigError> {
-        let s: Settings = config.settings()?;
-        let what = |field: &str| format!("channel `{}` {field}", config.name);
-        let token = s.access_token.resolve(&what("access_token"))?;
-        let base = robot::base_url(s.api_base.as_deref(), DEFAULT_BASE, &what("api_base"))?;
-        let timeout = robot::timeout(s.timeout_secs, &what("timeout_secs"))?;
-        let safe_url = match &s.safe_url {
-            Some(text) => {
-                let url = Url::parse(text.trim())
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                    .ok_or_else(|| {
-                        ConfigError::new(format!(
-                            "{}: `{text}` is not an http(s) URL",
-                            what("safe_url")
-                        ))
-                    })?;
-                Some(url)
-            }
-            None => None,
-        };
-        let safe_domain = match (&s.safe_domain, &safe_url) {
-            (Some(domain), _) => domain.trim().trim_start_matches('.').to_ascii_lowercase(),
-            (None, Some(url)) => url.host_str().unwrap_or_default().to_ascii_lowercase(),
-            (None, None) => {
-                return Err(ConfigError::new(format!(
-                    "{}: Weibo only accepts a shared post that links to the app's safe domain \
-                     (应用信息 → 安全域名); set `safe_url` (a URL on it) or `safe_domain`",
-                    what("safe_url")
-                )));
-            }
-        };
-        if safe_domain.is_empty() || safe_domain.contains(['/', ' ', ':']) {
-            return Err(ConfigError::new(format!(
-                "{}: give a host name such as example.com",
-                what("safe_domain")
-            )));
+        Ok(Arc::new(configure(config)?))
+    }
+
+    fn build_listener(
+        &self,
+        config: &ChannelConfig,
+        _context: &AdapterContext,
+    ) -> Result<Option<Arc<dyn Listener>>, ConfigError> {
+        Ok(Some(listen::listener(configure(config)?)))
+    }
+}
+
+/// Checks the settings and builds the adapter (the listener builds on it).
+fn configure(config: &ChannelConfig) -> Result<WeiboAdapter, ConfigError> {
+    let s: Settings = config.settings()?;
+    let what = |field: &str| format!("channel `{}` {field}", config.name);
+    let token = s.access_token.resolve(&what("access_token"))?;
+    let base = robot::base_url(s.api_base.as_deref(), DEFAULT_BASE, &what("api_base"))?;
+    let timeout = robot::timeout(s.timeout_secs, &what("timeout_secs"))?;
+    let safe_url = match &s.safe_url {
+        Some(text) => {
+            let url = Url::parse(text.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "{}: `{text}` is not an http(s) URL",
+                        what("safe_url")
+                    ))
+                })?;
+            Some(url)
         }
-        if let Some(url) = &safe_url
-            && !on_domain(url.host_str().unwrap_or_default(), &safe_domain)
-        {
+        None => None,
+    };
+    let safe_domain = match (&s.safe_domain, &safe_url) {
+        (Some(domain), _) => domain.trim().trim_start_matches('.').to_ascii_lowercase(),
+        (None, Some(url)) => url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        (None, None) => {
             return Err(ConfigError::new(format!(
-                "{}: {url} is not on safe_domain {safe_domain}",
+                "{}: Weibo only accepts a shared post that links to the app's safe domain \
+                 (应用信息 → 安全域名); set `safe_url` (a URL on it) or `safe_domain`",
                 what("safe_url")
             )));
         }
-        let append = match (s.append_safe_url, &s.safe_url) {
-            (true, None) => {
-                return Err(ConfigError::new(format!(
-                    "{}: needs `safe_url`, the URL to append",
-                    what("append_safe_url")
-                )));
-            }
-            (true, Some(url)) => Some(url.trim().to_owned()),
-            (false, _) => None,
-        };
-        Ok(Arc::new(WeiboAdapter {
-            client: crate::http_client(),
-            base,
-            token,
-            timeout,
-            safe_domain,
-            append,
-        }))
+    };
+    if safe_domain.is_empty() || safe_domain.contains(['/', ' ', ':']) {
+        return Err(ConfigError::new(format!(
+            "{}: give a host name such as example.com",
+            what("safe_domain")
+        )));
     }
+    if let Some(url) = &safe_url
+        && !on_domain(url.host_str().unwrap_or_default(), &safe_domain)
+    {
+        return Err(ConfigError::new(format!(
+            "{}: {url} is not on safe_domain {safe_domain}",
+            what("safe_url")
+        )));
+    }
+    let append = match (s.append_safe_url, &s.safe_url) {
+        (true, None) => {
+            return Err(ConfigError::new(format!(
+                "{}: needs `safe_url`, the URL to append",
+                what("append_safe_url")
+            )));
+        }
+        (true, Some(url)) => Some(url.trim().to_owned()),
+        (false, _) => None,
+    };
+    if !(s.listen_interval_secs >= 10.0 && s.listen_interval_secs <= 86_400.0) {
+        return Err(ConfigError::new(format!(
+            "{}: must be between 10 and 86400 seconds",
+            what("listen_interval_secs")
+        )));
+    }
+    Ok(WeiboAdapter {
+        client: crate::http_client(),
+        base,
+        token,
+        timeout,
+        safe_domain,
+        append,
+        listen_interval: Duration::from_secs_f64(s.listen_interval_secs),
+        listen_mentions: s.listen_mentions,
+    })
 }
 
 /// Whether `host` is `domain` or one of its subdomains.
@@ -241,6 +323,77 @@ impl WeiboAdapter {
             status,
             headers,
             body,
+        })
+    }
+
+    /// The id of what a create call made (a status or a comment): `idstr`,
+    /// else `id`. An error answer is classified.
+    fn created_id(&self, reply: &Reply) -> Result<Option<String>, PublishError> {
+        if !reply.status.is_success() {
+            return Err(self.redacted(failure(reply)));
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            idstr: Option<String>,
+            id: Option<serde_json::Value>,
+            error_code: Option<i64>,
+        }
+        match serde_json::from_str::<Created>(&reply.body) {
+            Ok(Created {
+                error_code: Some(_),
+                ..
+            }) => Err(self.redacted(failure(reply))),
+            Ok(created) => Ok(created.idstr.or_else(|| {
+                created.id.map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+            })),
+            Err(_) => Err(self.redacted(robot::unreadable("Weibo", reply))),
+        }
+    }
+
+    /// An inbox reply: a comment on the status `to.root`, answering the
+    /// comment `to.parent` unless that is the status itself.
+    async fn reply(
+        &self,
+        post: &OutboundPost,
+        to: ReplyTo<'_>,
+    ) -> Result<PublishReceipt, PublishError> {
+        let refuse = |why: String| Err(PublishError::new(ErrorClass::Permanent, why));
+        let numeric = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+        if !numeric(to.root) || !numeric(to.parent) {
+            return refuse(format!(
+                "cannot reply on Weibo to `{}` under `{}`: not Weibo status or comment ids",
+                to.parent, to.root
+            ));
+        }
+        let text = match comment_text(post) {
+            Ok(text) => text,
+            Err(why) => return refuse(why),
+        };
+        let builder = if to.parent == to.root {
+            self.client
+                .post(self.url("/2/comments/create.json"))
+                .form(&[
+                    ("access_token", self.token.expose()),
+                    ("id", to.root),
+                    ("comment", text),
+                ])
+        } else {
+            self.client.post(self.url("/2/comments/reply.json")).form(&[
+                ("access_token", self.token.expose()),
+                ("cid", to.parent),
+                ("id", to.root),
+                ("comment", text),
+            ])
+        };
+        let reply = self.send(builder).await?;
+        let id = self.created_id(&reply)?;
+        Ok(PublishReceipt {
+            platform_post_id: id,
+            // Weibo has no page of its own for a comment: its status's.
+            url: Some(format!("https://m.weibo.cn/status/{}", to.root)),
         })
     }
 
@@ -369,7 +522,15 @@ impl ChannelAdapter for WeiboAdapter {
         Ok(())
     }
 
+    /// A reply is a comment: no safe link needed, 140 units, no picture.
+    fn validate_reply(&self, post: &OutboundPost) -> Result<(), ValidationError> {
+        comment_text(post).map(|_| ()).map_err(ValidationError::new)
+    }
+
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
+        if let Some(to) = request.reply_to {
+            return self.reply(request.post, to).await;
+        }
         let text = self
             .status_text(&request.post.text)
             .map_err(|e| PublishError::new(ErrorClass::Permanent, e.message))?;
@@ -408,36 +569,13 @@ impl ChannelAdapter for WeiboAdapter {
             }
         };
         let reply = self.send(builder).await?;
-        if !reply.status.is_success() {
-            return Err(self.redacted(failure(&reply)));
-        }
-        #[derive(Deserialize)]
-        struct Status {
-            idstr: Option<String>,
-            id: Option<serde_json::Value>,
-            error_code: Option<i64>,
-        }
-        match serde_json::from_str::<Status>(&reply.body) {
-            Ok(Status {
-                error_code: Some(_),
-                ..
-            }) => Err(self.redacted(failure(&reply))),
-            Ok(status) => {
-                let id = status.idstr.or_else(|| {
-                    status.id.map(|v| match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    })
-                });
-                Ok(PublishReceipt {
-                    url: id
-                        .as_ref()
-                        .map(|id| format!("https://m.weibo.cn/status/{id}")),
-                    platform_post_id: id,
-                })
-            }
-            Err(_) => Err(self.redacted(robot::unreadable("Weibo", &reply))),
-        }
+        let id = self.created_id(&reply)?;
+        Ok(PublishReceipt {
+            url: id
+                .as_ref()
+                .map(|id| format!("https://m.weibo.cn/status/{id}")),
+            platform_post_id: id,
+        })
     }
 
     async fn check(&self) -> Result<ChannelCheck, PublishError> {

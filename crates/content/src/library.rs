@@ -21,6 +21,9 @@ pub struct PostSource {
     pub thread: bool,
     /// Attachments, sent with the first part.
     pub media: Vec<clarion_core::Media>,
+    /// An answer to someone (an inbox reply): checked with
+    /// `ChannelAdapter::validate_reply`.
+    pub reply: bool,
 }
 
 /// The channel being rendered for, as templates see it under `channel`.

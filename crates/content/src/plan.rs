@@ -156,7 +156,12 @@ fn render_one(
                 Vec::new()
             },
         };
-        adapter.validate(&post).map_err(|error| {
+        let checked = if source.reply {
+            adapter.validate_reply(&post)
+        } else {
+            adapter.validate(&post)
+        };
+        checked.map_err(|error| {
             let message = if count > 1 {
                 format!("part {} of {count}: {}", i + 1, error.message)
             } else {
@@ -241,6 +246,14 @@ mod tests {
         }
         fn thread_style(&self) -> clarion_core::ThreadStyle {
             clarion_core::ThreadStyle::Native
+        }
+        /// Answers take 20 characters (as a platform's comments may differ
+        /// from its posts).
+        fn validate_reply(
+            &self,
+            post: &clarion_core::OutboundPost,
+        ) -> Result<(), clarion_core::ValidationError> {
+            LengthRule::new(20, LengthUnit::Chars).check(&post.text)
         }
         async fn publish(&self, _: PublishRequest<'_>) -> Result<PublishReceipt, PublishError> {
             Err(PublishError::new(ErrorClass::Permanent, "test adapter"))
@@ -368,6 +381,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok[0].text, "short");
+    }
+
+    #[test]
+    fn a_reply_is_checked_by_the_channels_rules_for_answers() {
+        let source = |reply: bool| {
+            move |_: &str| PostSource {
+                body: "twelve chars".to_owned(),
+                reply,
+                ..PostSource::default()
+            }
+        };
+        let channels = ["md".to_owned()];
+        let library = ContentLibrary::empty();
+        let as_post = render_targets(&library, source(false), &channels, &registry());
+        assert_eq!(
+            messages(as_post.unwrap_err()),
+            ["channel `md`: text is 12 characters long; the limit is 10"]
+        );
+        let as_reply = render_targets(&library, source(true), &channels, &registry()).unwrap();
+        assert_eq!(as_reply[0].text, "twelve chars");
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl PostFile {
             campaign: self.campaign.clone(),
             thread: self.thread,
             media: self.media.clone(),
+            reply: false,
         }
     }
 }

@@ -272,6 +272,13 @@ pub trait ChannelAdapter: Send + Sync + std::fmt::Debug {
         self.media_rule().check(&post.media)
     }
 
+    /// Checks an answer to someone (an inbox reply) before it is queued.
+    /// Where a platform sends answers another way than posts (a Weibo
+    /// comment), its rules differ; elsewhere they are [`Self::validate`]'s.
+    fn validate_reply(&self, post: &OutboundPost) -> Result<(), ValidationError> {
+        self.validate(post)
+    }
+
     /// Publishes one post. Must classify every failure (see [`ErrorClass`]).
     async fn publish(&self, request: PublishRequest<'_>) -> Result<PublishReceipt, PublishError>;
 

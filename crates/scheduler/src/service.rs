@@ -294,6 +294,7 @@ impl PostService {
             campaign: input.campaign.clone(),
             thread: input.thread,
             media: input.media.clone(),
+            reply: input.reply_to.is_some(),
         };
         let planned =
             render_targets_by_step(&self.library, source_for, &input.channels, &self.registry)

@@ -107,7 +107,13 @@ fn secret(value: &str) -> Value {
     let dir = std::env::temp_dir().join(format!("clarion-li-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(value);
-    std::fs::write(&path, value).unwrap();
+    // Tests run in parallel and share these files: write a private copy and
+    // rename it into place, so a reader never sees a half-written file.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let part = dir.join(format!("{value}.{n}.part"));
+    std::fs::write(&part, value).unwrap();
+    std::fs::rename(&part, &path).unwrap();
     json!({"file": path})
 }
 
@@ -387,4 +393,172 @@ fn bad_settings_are_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("client_id"), "{e}");
+}
+
+fn reply_request<'a>(post: &'a OutboundPost, root: &'a str, parent: &'a str) -> PublishRequest<'a> {
+    PublishRequest {
+        reply_to: Some(ReplyTo { root, parent }),
+        ..request(post)
+    }
+}
+
+const C1: &str = "urn:li:comment:(urn:li:activity:7001,1)";
+
+#[tokio::test]
+async fn a_reply_to_a_post_is_a_top_level_comment() {
+    let fake = start(|_, _, _| {
+        (
+            201,
+            vec![("x-restli-id", "6636".to_owned())],
+            json!({"actor": "urn:li:organization:42", "commentUrn": "urn:li:comment:(urn:li:activity:7001,6636)",
+                   "id": "6636", "object": "urn:li:activity:7001", "message": {"text": "Thanks (all)!"},
+                   "created": {"actor": "urn:li:organization:42", "time": 1}})
+            .to_string(),
+        )
+    })
+    .await;
+    let adapter = build(&fake.base, json!({}), store());
+    let receipt = adapter
+        .publish(reply_request(
+            &text("Thanks (all)!"),
+            "urn:li:share:7001",
+            "urn:li:share:7001",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.platform_post_id.as_deref(),
+        Some("urn:li:comment:(urn:li:activity:7001,6636)")
+    );
+    assert!(
+        receipt
+            .url
+            .as_deref()
+            .unwrap()
+            .starts_with("https://www.linkedin.com/feed/update/urn:li:share:7001/?commentUrn=")
+    );
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(
+        seen[0].path,
+        "/rest/socialActions/urn%3Ali%3Ashare%3A7001/comments"
+    );
+    assert_eq!(seen[0].version, "202510");
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["actor"], "urn:li:organization:42");
+    assert_eq!(body["object"], "urn:li:share:7001");
+    assert_eq!(
+        body["message"]["text"], "Thanks (all)!",
+        "comments are not little text"
+    );
+    assert_eq!(body.get("parentComment"), None);
+}
+
+#[tokio::test]
+async fn a_reply_to_a_comment_is_nested_with_parent_comment() {
+    // Only the bare id in `x-restli-id`: the URN is built from the thread.
+    let fake =
+        start(|_, _, _| (201, vec![("x-restli-id", "6640".to_owned())], String::new())).await;
+    let adapter = build(&fake.base, json!({}), store());
+    let receipt = adapter
+        .publish(reply_request(
+            &text("Glad it helped"),
+            "urn:li:share:7001",
+            C1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.platform_post_id.as_deref(),
+        Some("urn:li:comment:(urn:li:activity:7001,6640)")
+    );
+    assert!(receipt.url.as_deref().unwrap().contains("&replyUrn="));
+    let seen = fake.requests();
+    assert_eq!(
+        seen[0].path,
+        "/rest/socialActions/urn%3Ali%3Acomment%3A%28urn%3Ali%3Aactivity%3A7001%2C1%29/comments"
+    );
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["parentComment"], C1);
+    assert_eq!(body["object"], "urn:li:activity:7001");
+    assert_eq!(body["actor"], "urn:li:organization:42");
+    assert_eq!(body["message"]["text"], "Glad it helped");
+}
+
+#[tokio::test]
+async fn replies_that_cannot_be_comments_are_refused_naming_why() {
+    let fake = start(|_, _, _| created("unused")).await;
+    let adapter = build(&fake.base, json!({}), store());
+    let e = adapter
+        .publish(reply_request(
+            &text(&"a".repeat(1251)),
+            "urn:li:share:1",
+            "urn:li:share:1",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent);
+    assert!(e.message.contains("1250"), "{}", e.message);
+    let e = adapter
+        .publish(reply_request(&text("hi"), "12345", "12345"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent);
+    assert!(e.message.contains("not a post URN"), "{}", e.message);
+    let e = adapter
+        .publish(reply_request(
+            &text("hi"),
+            "urn:li:share:1",
+            "urn:li:comment:broken",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent);
+    let post = OutboundPost {
+        text: "with image".into(),
+        campaign: None,
+        media: vec![Media {
+            path: "/nonexistent.png".into(),
+            alt: String::new(),
+            mime: "image/png".into(),
+            bytes: 1,
+        }],
+    };
+    let e = adapter
+        .publish(reply_request(&post, "urn:li:share:1", "urn:li:share:1"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("without a picture"), "{}", e.message);
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_throttled_reply_is_rate_limited() {
+    let fake = start(|_, _, _| {
+        (
+            429,
+            vec![("retry-after", "12".to_owned())],
+            json!({"status": 429, "message": "Comment create throttled"}).to_string(),
+        )
+    })
+    .await;
+    let adapter = build(&fake.base, json!({}), store());
+    let e = adapter
+        .publish(reply_request(&text("hi"), "urn:li:share:1", C1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::RateLimited);
+    assert_eq!(e.retry_after, Some(Duration::from_secs(12)));
+}
+
+#[test]
+fn comment_urns_name_their_thread() {
+    assert_eq!(comment_thread(C1), Some("urn:li:activity:7001"));
+    assert_eq!(
+        comment_thread("urn:li:comment:(urn:li:ugcPost:9,12)"),
+        Some("urn:li:ugcPost:9")
+    );
+    assert_eq!(comment_thread("urn:li:comment:broken"), None);
+    assert_eq!(comment_thread("urn:li:share:1"), None);
 }

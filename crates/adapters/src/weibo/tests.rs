@@ -229,6 +229,31 @@ async fn weibo_refuses_a_post_without_a_safe_link_or_appends_it() {
     assert!(missing.to_string().contains("安全域名"), "{missing}");
 }
 
+#[test]
+fn weibo_a_reply_is_planned_as_a_comment() {
+    let adapter = build("http://127.0.0.1:9", json!({})).unwrap();
+    // No safe link needed in an answer; a post would be refused.
+    adapter.validate_reply(&post("谢谢！")).unwrap();
+    assert!(adapter.validate(&post("谢谢！")).is_err());
+    let long = adapter
+        .validate_reply(&post(&"谢".repeat(141)))
+        .unwrap_err();
+    assert!(long.message.contains("140"), "{}", long.message);
+    let mut with_picture = post("看图");
+    with_picture.media.push(clarion_core::Media {
+        path: "a.png".into(),
+        alt: String::new(),
+        mime: "image/png".into(),
+        bytes: 10,
+    });
+    let refused = adapter.validate_reply(&with_picture).unwrap_err();
+    assert!(
+        refused.message.contains("no picture"),
+        "{}",
+        refused.message
+    );
+}
+
 #[tokio::test]
 async fn weibo_picture_goes_as_multipart_pic() {
     let fake = start(|_, _| status_ok()).await;
@@ -356,6 +381,145 @@ async fn weibo_check_reads_the_tokens_remaining_life() {
     let err = build(&rejected.base, json!({}))
         .unwrap()
         .check()
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::AuthExpired);
+}
+
+async fn publish_reply(
+    adapter: &dyn ChannelAdapter,
+    post: &OutboundPost,
+    root: &str,
+    parent: &str,
+) -> Result<PublishReceipt, PublishError> {
+    adapter
+        .publish(PublishRequest {
+            post,
+            idempotency_key: "post-8/target-10",
+            reply_to: Some(ReplyTo { root, parent }),
+            post_id: 8,
+            target_id: 10,
+            scheduled_at_ms: 1_764_158_400_000,
+            budget: Duration::from_secs(30),
+        })
+        .await
+}
+
+fn comment_ok(id: i64) -> (u16, String) {
+    (
+        200,
+        json!({"created_at": "Wed Jun 01 00:50:25 +0800 2011", "id": id, "idstr": id.to_string(),
+               "text": "谢谢", "user": {"id": 1404376560, "screen_name": "clarion"},
+               "status": {"id": 5000000000000001_i64, "idstr": "5000000000000001"}})
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn weibo_reply_to_a_comment_uses_comments_reply_with_cid() {
+    let fake = start(|_, _| comment_ok(5000000000000200)).await;
+    let adapter = build(&fake.base, json!({})).unwrap();
+    // No safe link needed: a comment is not a shared status.
+    let receipt = publish_reply(
+        adapter.as_ref(),
+        &post("谢谢支持"),
+        "5000000000000001",
+        "5000000000000102",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        receipt.platform_post_id.as_deref(),
+        Some("5000000000000200"),
+        "the comment id, as the listener gives comments"
+    );
+    assert_eq!(
+        receipt.url.as_deref(),
+        Some("https://m.weibo.cn/status/5000000000000001")
+    );
+    let seen = &fake.requests()[0];
+    assert_eq!(seen.path, "/2/comments/reply.json");
+    assert_eq!(seen.form("cid").as_deref(), Some("5000000000000102"));
+    assert_eq!(seen.form("id").as_deref(), Some("5000000000000001"));
+    assert_eq!(seen.form("comment").as_deref(), Some("谢谢支持"));
+    assert_eq!(seen.form("access_token").as_deref(), Some(TOKEN));
+}
+
+#[tokio::test]
+async fn weibo_reply_to_a_status_comments_on_it() {
+    let fake = start(|_, _| comment_ok(5000000000000201)).await;
+    let adapter = build(&fake.base, json!({"append_safe_url": true})).unwrap();
+    let receipt = publish_reply(
+        adapter.as_ref(),
+        &post("你好"),
+        "5000000000000106",
+        "5000000000000106",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        receipt.platform_post_id.as_deref(),
+        Some("5000000000000201")
+    );
+    let seen = &fake.requests()[0];
+    assert_eq!(seen.path, "/2/comments/create.json");
+    assert_eq!(seen.form("id").as_deref(), Some("5000000000000106"));
+    assert_eq!(seen.form("cid"), None);
+    assert_eq!(
+        seen.form("comment").as_deref(),
+        Some("你好"),
+        "the safe URL is not appended to a comment"
+    );
+}
+
+#[tokio::test]
+async fn weibo_replies_that_cannot_be_comments_are_refused_naming_why() {
+    let fake = start(|_, _| comment_ok(1)).await;
+    let adapter = build(&fake.base, json!({})).unwrap();
+    let long = "微".repeat(COMMENT_LIMIT + 1);
+    let err = publish_reply(adapter.as_ref(), &post(&long), "5", "6")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+    assert!(err.message.contains("limited to 140"), "{}", err.message);
+
+    let err = publish_reply(adapter.as_ref(), &post("hi"), "urn:li:share:1", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+    assert!(err.message.contains("not Weibo"), "{}", err.message);
+
+    let mut with_pic = post("看图");
+    with_pic.media.push(Media {
+        path: "/nonexistent.png".into(),
+        alt: String::new(),
+        mime: "image/png".into(),
+        bytes: 1,
+    });
+    let err = publish_reply(adapter.as_ref(), &with_pic, "5", "5")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+    assert!(err.message.contains("no picture"), "{}", err.message);
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn weibo_reply_errors_are_classified_like_posts() {
+    let fake = start(|_, _| error(400, 20206, "作者只允许关注用户评论")).await;
+    let adapter = build(&fake.base, json!({})).unwrap();
+    let err = publish_reply(adapter.as_ref(), &post("hi"), "5", "6")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+    assert!(
+        err.message.contains("作者只允许关注用户评论"),
+        "{}",
+        err.message
+    );
+    let expired = start(|_, _| error(400, 21327, "expired_token")).await;
+    let adapter = build(&expired.base, json!({})).unwrap();
+    let err = publish_reply(adapter.as_ref(), &post("hi"), "5", "5")
         .await
         .unwrap_err();
     assert_eq!(err.class, ErrorClass::AuthExpired);
