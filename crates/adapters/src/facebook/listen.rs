@@ -452,6 +452,24 @@ pub(crate) fn take_slow_down(slow_down: &SyncMutex<Option<Duration>>) -> Option<
     slow_down.lock().ok().and_then(|mut s| s.take())
 }
 
+/// One `next_batch` of a Graph listener: a poll, waiting longer when Meta's
+/// usage headers asked for it during that poll.
+pub(crate) async fn poll_paced(
+    poller: &Poller,
+    feed: &dyn Feed,
+    cursor: Option<&str>,
+    interval: Duration,
+    slow_down: &SyncMutex<Option<Duration>>,
+) -> Result<ListenBatch, PublishError> {
+    // A pause asked for before a failed poll is stale now.
+    take_slow_down(slow_down);
+    let mut batch = poller.poll(feed, cursor, interval).await?;
+    if let Some(wait) = take_slow_down(slow_down) {
+        batch.wait = batch.wait.max(wait);
+    }
+    Ok(batch)
+}
+
 // ---------------------------------------------------------------------------
 // Facebook.
 // ---------------------------------------------------------------------------
@@ -636,16 +654,14 @@ impl Listener for FacebookListener {
     }
 
     async fn next_batch(&self, cursor: Option<&str>) -> Result<ListenBatch, PublishError> {
-        // A pause asked for before a failed poll is stale now.
-        take_slow_down(&self.slow_down);
-        let mut batch = self
-            .poller
-            .poll(self, cursor, self.adapter.listen_interval)
-            .await?;
-        if let Some(wait) = take_slow_down(&self.slow_down) {
-            batch.wait = batch.wait.max(wait);
-        }
-        Ok(batch)
+        poll_paced(
+            &self.poller,
+            self,
+            cursor,
+            self.adapter.listen_interval,
+            &self.slow_down,
+        )
+        .await
     }
 }
 

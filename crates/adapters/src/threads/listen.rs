@@ -46,7 +46,7 @@ use tokio::sync::OnceCell;
 use super::ThreadsAdapter;
 use crate::facebook::listen::{
     Feed, Item, Mark, Page, Poller, Stream, get_json, get_page_json, gone, next_after, parse_time,
-    take_slow_down,
+    poll_paced,
 };
 
 /// Pages of the account's posts listed per poll (100 posts a page).
@@ -343,15 +343,13 @@ impl Listener for ThreadsListener {
     }
 
     async fn next_batch(&self, cursor: Option<&str>) -> Result<ListenBatch, PublishError> {
-        // A pause asked for before a failed poll is stale now.
-        take_slow_down(&self.slow_down);
-        let mut batch = self
-            .poller
-            .poll(self, cursor, self.adapter.listen_interval)
-            .await?;
-        if let Some(wait) = take_slow_down(&self.slow_down) {
-            batch.wait = batch.wait.max(wait);
-        }
-        Ok(batch)
+        poll_paced(
+            &self.poller,
+            self,
+            cursor,
+            self.adapter.listen_interval,
+            &self.slow_down,
+        )
+        .await
     }
 }
