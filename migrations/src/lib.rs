@@ -16,6 +16,7 @@ mod m20261206_000001_target_variant;
 mod m20261207_000001_rollups;
 mod m20261208_000001_order_social_handles;
 mod m20261209_000001_creator_post_metrics;
+mod m20261210_000001_team;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_rollups::Migration),
             Box::new(m20261208_000001_order_social_handles::Migration),
             Box::new(m20261209_000001_creator_post_metrics::Migration),
+            Box::new(m20261210_000001_team::Migration),
         ]
     }
 }

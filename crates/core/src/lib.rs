@@ -14,6 +14,7 @@ mod listen;
 mod registry;
 mod secret;
 mod status;
+pub mod team;
 mod text;
 pub mod time;
 
@@ -29,4 +30,5 @@ pub use registry::{
 };
 pub use secret::{Secret, SecretRef};
 pub use status::{StatusError, TargetStatus};
+pub use team::{Action, Role};
 pub use text::{LengthRule, LengthUnit, truncate_graphemes};

@@ -17,6 +17,7 @@ use clarion_store::{NewPost, NewTarget, PostDetail, ReplyRef, Store, StoreError,
 use crate::create_writer::{CreateWriter, queue_or_leave_to_sweeper};
 use crate::{ItemError, PublishQueue, ServiceError};
 
+mod approval;
 pub(crate) mod content_sync;
 pub(crate) mod edit;
 pub(crate) mod import;
@@ -29,7 +30,7 @@ pub use tracking::KnownLinks;
 
 /// How far in the past an explicit `at` may be (clock skew between the
 /// author's machine and the server) before it is refused.
-const PAST_TOLERANCE_MS: i64 = 60_000;
+pub(crate) const PAST_TOLERANCE_MS: i64 = 60_000;
 
 /// A post as the CLI or API describes it.
 #[derive(Debug, Clone, Default)]
@@ -370,6 +371,14 @@ impl PostService {
         let at_ms = scheduled_time(Some(at), false)
             .map_err(|m| ServiceError::BadRequest(format!("at: {m}")))?
             .unwrap_or(at.timestamp_millis());
+        let post = self.store.post_detail(id).await?.post;
+        if post.approval.as_deref() == Some(clarion_store::team::PENDING_APPROVAL) {
+            return Err(StoreError::Conflict {
+                id,
+                reason: "it waits for approval: approve it (which schedules it) instead".into(),
+            }
+            .into());
+        }
         let (detail, jobs) = self.store.schedule_post(id, at_ms).await?;
         self.queue_or_leave_to_sweeper(&jobs).await;
         Ok(detail)

@@ -65,6 +65,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, e.to_string())
             }
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Team(message) => Self::bad_request(message),
             other => internal(&other),
         }
     }

@@ -11,12 +11,16 @@ mod health;
 pub mod import;
 mod inbox_view;
 mod openapi;
+pub mod pages;
+pub mod team;
 mod view;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::middleware::from_fn;
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use clarion_core::Secret;
 use clarion_scheduler::{Health, Metrics, PostService, SchedulerConfig};
 use serde::Deserialize;
@@ -65,6 +69,8 @@ pub struct AppState {
     pub listening: Option<clarion_engage::ListenerRuntime>,
     /// Tracked links, orders and reports.
     pub analytics: clarion_analytics::Analytics,
+    /// Sign-in throttle, approval notices, links.
+    pub team: team::TeamState,
 }
 
 impl axum::extract::FromRef<AppState> for clarion_analytics::Analytics {
@@ -103,53 +109,92 @@ pub fn link_view(
     })
 }
 
+/// A write route open to contributors and up.
+fn drafting<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(from_fn(api::auth::need_draft))
+}
+
+/// A write route for editors and owners.
+fn publishing<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(from_fn(api::auth::need_publish))
+}
+
 pub fn router(state: AppState) -> Router {
+    let owner = from_fn(api::auth::need_owner);
     let api = Router::new()
         .route(
             "/posts",
-            post(api::create_post::handler).get(api::list_posts::handler),
+            drafting(api::create_post::handler).get(api::list_posts::handler),
         )
         .route(
             "/posts/bulk",
-            post(api::create_posts_bulk::handler).layer(axum::extract::DefaultBodyLimit::max(
-                api::create_posts_bulk::MAX_BULK_BYTES,
-            )),
+            publishing(api::create_posts_bulk::handler).layer(
+                axum::extract::DefaultBodyLimit::max(api::create_posts_bulk::MAX_BULK_BYTES),
+            ),
         )
         // `:import` is part of the path (no slash): it never meets `/posts/{id}`.
         .route(
             "/posts:import",
-            post(api::import_posts::handler).layer(axum::extract::DefaultBodyLimit::max(
+            publishing(api::import_posts::handler).layer(axum::extract::DefaultBodyLimit::max(
                 api::create_posts_bulk::MAX_BULK_BYTES,
             )),
         )
         .route(
             "/posts/{id}",
-            get(api::show_post::handler).patch(api::edit_post::handler),
+            get(api::show_post::handler).merge(
+                patch(api::edit_post::handler).route_layer(from_fn(api::auth::need_publish)),
+            ),
         )
-        .route("/posts/{id}/retry", post(api::retry_post::handler))
-        .route("/posts/{id}/settle", post(api::settle_post::handler))
-        .route("/posts/{id}/schedule", post(api::schedule_post::handler))
-        .route("/posts/{id}/cancel", post(api::cancel_post::handler))
+        .route("/posts/{id}/retry", publishing(api::retry_post::handler))
+        .route("/posts/{id}/settle", publishing(api::settle_post::handler))
+        .route(
+            "/posts/{id}/schedule",
+            publishing(api::schedule_post::handler),
+        )
+        .route("/posts/{id}/cancel", publishing(api::cancel_post::handler))
+        .route(
+            "/posts/{id}/approve",
+            publishing(api::approve_post::handler),
+        )
+        .route("/posts/{id}/reject", publishing(api::reject_post::handler))
+        .route("/posts/{id}/submit", drafting(api::submit_post::handler))
         .route("/queue", get(api::queue_status::handler))
         .route("/inbox", get(api::list_conversations::handler))
         .route("/inbox/{id}", get(api::show_conversation::handler))
-        .route("/inbox/{id}/reply", post(api::reply_conversation::handler))
-        .route("/inbox/{id}/note", post(api::note_conversation::handler))
+        .route(
+            "/inbox/{id}/reply",
+            publishing(api::reply_conversation::handler),
+        )
+        .route(
+            "/inbox/{id}/note",
+            drafting(api::note_conversation::handler),
+        )
         .route(
             "/inbox/{id}/status",
-            post(api::set_conversation_status::handler),
+            publishing(api::set_conversation_status::handler),
         )
         .route(
             "/inbox/{id}/assign",
-            post(api::assign_conversation::handler),
+            publishing(api::assign_conversation::handler),
         )
-        .route("/inbox/{id}/labels", post(api::label_conversation::handler))
+        .route(
+            "/inbox/{id}/labels",
+            publishing(api::label_conversation::handler),
+        )
         .route("/listeners", get(api::list_listeners::handler))
         .route(
             "/links",
-            post(api::create_link::handler).get(api::list_links::handler),
+            publishing(api::create_link::handler).get(api::list_links::handler),
         )
-        .route("/orders", post(api::create_order::handler))
+        .route("/orders", publishing(api::create_order::handler))
         .route("/campaigns", get(api::list_campaigns::handler))
         .route(
             "/campaigns/{name}/report",
@@ -157,14 +202,37 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/media",
-            post(api::upload_media::handler).layer(axum::extract::DefaultBodyLimit::max(
+            drafting(api::upload_media::handler).layer(axum::extract::DefaultBodyLimit::max(
                 api::upload_media::MAX_UPLOAD_BYTES,
             )),
         )
+        .route("/audit", get(api::list_audit::handler))
+        .route("/tokens", get(api::tokens::list).post(api::tokens::create))
+        .route("/tokens/{id}", delete(api::tokens::revoke))
+        .route(
+            "/users",
+            get(api::users::list)
+                .post(api::users::add)
+                .route_layer(owner.clone()),
+        )
+        .route(
+            "/users/{id}",
+            patch(api::users::change)
+                .delete(api::users::remove)
+                .route_layer(owner),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::audit_layer::record,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::auth::require_token,
         ));
+    let pages = pages::signed_in_routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        api::auth::require_session,
+    ));
     let feed = Router::new()
         .route("/calendar.ics", get(calendar::handler))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -185,5 +253,7 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/api/v1", api)
         .merge(feed)
+        .merge(pages)
+        .merge(pages::public_routes())
         .with_state(state)
 }

@@ -13,6 +13,14 @@ pub struct PostView {
     pub campaign: Option<String>,
     pub author: Option<String>,
     pub scheduled_at: Option<String>,
+    /// `pending_approval`, `approved` or `rejected` (contributors' posts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// The time a post waiting for approval asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_comment: Option<String>,
     pub targets: Vec<TargetView>,
 }
 
@@ -63,6 +71,9 @@ impl PostView {
             campaign: p.campaign.clone(),
             author: p.author.clone(),
             scheduled_at: p.scheduled_at_ms.and_then(format_time),
+            approval: p.approval.clone(),
+            requested_at: p.requested_at_ms.and_then(format_time),
+            review_comment: p.review_comment.clone(),
             targets: detail
                 .targets
                 .iter()

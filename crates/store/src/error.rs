@@ -19,6 +19,10 @@ pub enum StoreError {
     /// The adapter-state key: a missing or unreadable key file, a bad passphrase setup.
     #[error("secret key: {0}")]
     Key(String),
+    /// A user, token or session operation that cannot be done as asked
+    /// (unknown user, email taken, the last owner).
+    #[error("{0}")]
+    Team(String),
     /// The database answered something Clarion's own writes cannot explain.
     #[error("database returned an unexpected result: {0}")]
     Inconsistent(String),

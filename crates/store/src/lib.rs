@@ -20,6 +20,7 @@ mod posts;
 mod rollups;
 mod secret_key;
 mod targets;
+pub mod team;
 
 pub use adapter_state::DbAdapterStore;
 pub use attribution::{
@@ -32,9 +33,9 @@ pub use edits::{
     TargetChange,
 };
 pub use entity::{
-    bridge_message, bridge_thread, channel, click, conversation, conversation_note, engagement,
-    inbox_reply, link, listener, order_credit, post, post_metric, publish_attempt, refund,
-    shop_order, target, webhook_delivery,
+    api_token, audit_entry, bridge_message, bridge_thread, channel, click, conversation,
+    conversation_note, engagement, inbox_reply, link, listener, login_link, order_credit, post,
+    post_metric, publish_attempt, refund, session, shop_order, target, user, webhook_delivery,
 };
 pub use error::StoreError;
 pub use inbox::{

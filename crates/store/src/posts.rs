@@ -637,6 +637,9 @@ fn new_post_model(new: &NewPost, now: i64) -> post::Model {
         import_key: new.import_key.clone(),
         created_at_ms: now,
         updated_at_ms: now,
+        approval: None,
+        requested_at_ms: None,
+        review_comment: None,
     }
 }
 

@@ -103,6 +103,7 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
             &config.content_dir,
         )
         .map_err(|e| anyhow::anyhow!("config: {e}"))?,
+        team: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

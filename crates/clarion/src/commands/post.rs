@@ -462,6 +462,9 @@ mod tests {
             import_key: None,
             created_at_ms: at,
             updated_at_ms: at,
+            approval: None,
+            requested_at_ms: None,
+            review_comment: None,
         };
         let target = target::Model {
             id: 31,

@@ -74,6 +74,12 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         listen: app.config.listen.clone(),
         listening: Some(listening.clone()),
         analytics: app.analytics.clone(),
+        team: clarion_server::team::TeamState {
+            notify_channel: app.config.alerts.channel.clone(),
+            public_url: clarion_analytics::link_base(&app.config.attribution, &bind)
+                .unwrap_or_else(|_| format!("http://{bind}")),
+            ..Default::default()
+        },
     };
     let listener = tokio::net::TcpListener::bind(&bind)
         .await

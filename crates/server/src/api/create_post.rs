@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
+use clarion_core::Action;
 use clarion_scheduler::PostInput;
 use serde::Deserialize;
 
 use super::{parse_json, parse_rfc3339};
+use crate::team::Actor;
 use crate::{ApiError, AppState, PostView};
 
 /// One post as JSON: the body of `POST /api/v1/posts`, each item of
@@ -144,15 +146,57 @@ pub fn json_field_error(error: &serde_json::Error) -> FieldError {
     }
 }
 
+/// A contributor's post (not a draft) is submitted for approval instead of
+/// scheduled; everyone else's is scheduled as asked.
 pub async fn handler(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let request: PostRequest = parse_json(&body)?;
     let input = request
         .into_input_in(state.timezone)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let detail = state.service.create(input).await?;
+    let detail = if !input.draft && !actor.role.may(Action::Publish) {
+        let detail = state.service.submit_for_approval(input).await?;
+        notify_editors(&state, &actor, &detail).await;
+        detail
+    } else {
+        state.service.create(input).await?
+    };
     // A post created this moment has no publish attempts to show.
     Ok((StatusCode::CREATED, Json(PostView::new(&detail, &[]))))
+}
+
+/// Tells editors on the alerts channel that a post waits for them. The
+/// notice is a post like any other (queued, sent once); if it cannot be
+/// made, the approvals page still lists the post, so it is only logged.
+pub(crate) async fn notify_editors(
+    state: &AppState,
+    actor: &Actor,
+    detail: &clarion_store::PostDetail,
+) {
+    let Some(channel) = state.team.notify_channel.clone() else {
+        return;
+    };
+    let excerpt = clarion_core::truncate_graphemes(&detail.post.body.replace('\n', " "), 120);
+    let notice = format!(
+        "Post {} by {} waits for approval: \"{excerpt}\" Approve or reject it at {}/approvals",
+        detail.post.id,
+        actor.name,
+        state.team.public_url.trim_end_matches('/'),
+    );
+    let mut vars = serde_json::Map::new();
+    vars.insert("notice".into(), notice.into());
+    let input = PostInput {
+        // The text is a variable, so nothing the author wrote is read as a template.
+        body: "{{notice}}".into(),
+        vars,
+        channels: vec![channel.clone()],
+        untracked: true,
+        ..Default::default()
+    };
+    if let Err(e) = state.service.create(input).await {
+        tracing::warn!(channel, post = detail.post.id, error = %e, "could not notify editors of a post waiting for approval");
+    }
 }

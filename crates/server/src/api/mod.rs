@@ -1,6 +1,8 @@
 //! One file per API action.
 
+pub mod approve_post;
 pub mod assign_conversation;
+pub mod audit_layer;
 pub mod auth;
 pub mod campaign_report;
 pub mod cancel_post;
@@ -12,6 +14,7 @@ pub mod edit_post;
 pub mod follow_link;
 pub mod import_posts;
 pub mod label_conversation;
+pub mod list_audit;
 pub mod list_campaigns;
 pub mod list_conversations;
 pub mod list_links;
@@ -20,6 +23,7 @@ pub mod list_posts;
 pub mod note_conversation;
 pub mod queue_status;
 pub mod receive_push;
+pub mod reject_post;
 pub mod reply_conversation;
 pub mod retry_post;
 pub mod schedule_post;
@@ -28,7 +32,10 @@ pub mod settle_post;
 pub mod shop_webhook;
 pub mod show_conversation;
 pub mod show_post;
+pub mod submit_post;
+pub mod tokens;
 pub mod upload_media;
+pub mod users;
 
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;

@@ -1,6 +1,8 @@
 //! sea-orm entities, one file per table. Times are epoch milliseconds.
 
 pub mod adapter_state;
+pub mod api_token;
+pub mod audit_entry;
 pub mod bridge_message;
 pub mod bridge_thread;
 pub mod channel;
@@ -14,11 +16,14 @@ pub mod engagement;
 pub mod inbox_reply;
 pub mod link;
 pub mod listener;
+pub mod login_link;
 pub mod order_credit;
 pub mod post;
 pub mod post_metric;
 pub mod publish_attempt;
 pub mod refund;
+pub mod session;
 pub mod shop_order;
 pub mod target;
+pub mod user;
 pub mod webhook_delivery;

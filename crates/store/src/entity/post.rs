@@ -29,6 +29,14 @@ pub struct Model {
     pub import_key: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// `pending_approval`, `approved` or `rejected` for a contributor's
+    /// post; None for posts that never needed approval. A pending post's
+    /// targets stay `draft`, so nothing of it can be claimed.
+    pub approval: Option<String>,
+    /// The time the contributor asked for; None = as soon as approved.
+    pub requested_at_ms: Option<i64>,
+    /// The reviewer's comment on approval or rejection.
+    pub review_comment: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

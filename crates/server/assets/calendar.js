@@ -1,0 +1,1 @@
+// The calendar page's script (see src/pages/calendar.rs).

@@ -1,0 +1,1 @@
+// The compose page's script (see src/pages/compose.rs).

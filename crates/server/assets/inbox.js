@@ -1,0 +1,1 @@
+// The inbox page's script (see src/pages/inbox.rs).

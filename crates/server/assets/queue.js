@@ -1,0 +1,1 @@
+// The queue page's script (see src/pages/queue.rs).
