@@ -147,6 +147,8 @@ pub fn router(state: AppState) -> Router {
                 api::create_posts_bulk::MAX_BULK_BYTES,
             )),
         )
+        // Reads only: renders and checks, stores nothing.
+        .route("/posts:preview", post(api::preview_post::handler))
         .route(
             "/posts/{id}",
             get(api::show_post::handler).merge(
@@ -190,6 +192,11 @@ pub fn router(state: AppState) -> Router {
             publishing(api::label_conversation::handler),
         )
         .route("/listeners", get(api::list_listeners::handler))
+        .route("/channels", get(api::list_channels::handler))
+        .route(
+            "/channels/{name}/check",
+            publishing(api::check_channel::handler),
+        )
         .route(
             "/links",
             publishing(api::create_link::handler).get(api::list_links::handler),
