@@ -94,6 +94,9 @@ enum Command {
     /// Reports: a campaign under an attribution model (table, CSV, JSON, SVG chart).
     #[command(subcommand)]
     Report(commands::attribution::ReportCommand),
+    /// The team: users, roles, passwords, sign-in links and API tokens.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
     /// Measure Clarion on this machine.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),

@@ -112,6 +112,14 @@ mod tests {
                     routes.insert((format!("{prefix}{path}"), method.to_owned()));
                 }
             }
+            // `drafting(h)` and `publishing(h)` are `post(h)` behind a role check.
+            let wrapped = ["drafting(", "publishing("].iter().any(|call| {
+                args.match_indices(call)
+                    .any(|(i, _)| !args[..i].chars().next_back().is_some_and(is_ident))
+            });
+            if wrapped {
+                routes.insert((format!("{prefix}{path}"), "post".to_owned()));
+            }
         }
         routes
     }

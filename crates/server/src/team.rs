@@ -88,13 +88,17 @@ impl Actor {
     }
 }
 
-/// Failed sign-ins allowed per account and per address in a window.
+/// Failed sign-ins allowed per account in a window.
 pub const MAX_FAILED_LOGINS: u32 = 5;
+/// Failed sign-ins allowed from one address in a window: more than per
+/// account, because a whole office can share one address.
+pub const MAX_FAILED_LOGINS_PER_ADDRESS: u32 = 20;
 /// The window failed sign-ins are counted in.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Slows password guessing: after [`MAX_FAILED_LOGINS`] failures for an
-/// account, or from an address, in [`LOGIN_WINDOW`], sign-ins for it are
+/// account, or [`MAX_FAILED_LOGINS_PER_ADDRESS`] from an address, in
+/// [`LOGIN_WINDOW`], sign-ins for it are
 /// refused until the window ends. Kept in memory: a restart forgets it,
 /// which costs a guesser a restart per five guesses.
 #[derive(Debug, Clone, Default)]
@@ -117,9 +121,16 @@ impl LoginThrottle {
         let map = self.failures.lock().ok()?;
         Self::keys(email, ip)
             .iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(n, since)| *n >= MAX_FAILED_LOGINS && now - *since < LOGIN_WINDOW)
-            .map(|(_, since)| LOGIN_WINDOW - (now - *since))
+            .filter_map(|k| map.get(k).map(|v| (k, v)))
+            .filter(|(k, (n, since))| {
+                let max = if k.starts_with("ip:") {
+                    MAX_FAILED_LOGINS_PER_ADDRESS
+                } else {
+                    MAX_FAILED_LOGINS
+                };
+                *n >= max && now - *since < LOGIN_WINDOW
+            })
+            .map(|(_, (_, since))| LOGIN_WINDOW - (now - *since))
             .max()
     }
 
@@ -208,11 +219,14 @@ mod tests {
         assert!(t.blocked_for("ana@example.com", Some(b)).is_some());
         // The address `a` made 4 failures: another account from it may try.
         assert_eq!(t.blocked_for("bo@example.com", Some(a)), None);
-        t.failed("bo@example.com", Some(a));
+        for i in 0..16 {
+            t.failed(&format!("u{i}@example.com"), Some(a));
+        }
         assert!(
             t.blocked_for("cy@example.com", Some(a)).is_some(),
-            "address blocked too"
+            "address blocked after 20 failures"
         );
+        assert_eq!(t.blocked_for("cy@example.com", Some(b)), None);
         t.succeeded("ana@example.com");
         assert_eq!(t.blocked_for("ana@example.com", None), None);
     }

@@ -19,6 +19,7 @@ pub mod post_ls;
 pub mod post_retry;
 pub mod queue;
 pub mod run;
+pub mod users;
 
 use crate::Command;
 use crate::app::App;
@@ -50,6 +51,7 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Campaigns(cmd) => attribution::campaigns(cmd, &App::open(config).await?),
         Command::Orders(cmd) => attribution::orders(cmd, App::open(config).await?).await,
         Command::Report(cmd) => attribution::report(cmd, App::open(config).await?).await,
+        Command::Users(cmd) => users::run(cmd, App::open(config).await?).await,
         Command::Bench(cmd) => bench::run(cmd, config).await,
         Command::Completions(args) => {
             completions::print(&args);
