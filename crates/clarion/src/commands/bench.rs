@@ -51,6 +51,8 @@ pub enum BenchCommand {
     Redirect(super::bench_attribution::RedirectArgs),
     /// Recompute attribution over generated clicks and orders; time a campaign report.
     Attribution(super::bench_attribution::AttributionArgs),
+    /// Dashboard pages: bytes (with their scripts and styles) and render time, a month of 2,000 posts.
+    Dashboard(super::bench_dashboard::DashboardArgs),
 }
 
 type Arrivals = Arc<Mutex<Vec<(String, i64)>>>;
@@ -71,6 +73,7 @@ pub async fn run(cmd: BenchCommand, config: Config) -> anyhow::Result<()> {
         BenchCommand::Attribution(args) => {
             return super::bench_attribution::attribution(args).await;
         }
+        BenchCommand::Dashboard(args) => return super::bench_dashboard::run(args, config).await,
     };
     let scratch = Scratch::create(database_url.as_deref()).await?;
     let result = schedule_bench(posts, lead_secs, spread_secs, &scratch.url, config).await;

@@ -67,47 +67,9 @@ struct Phase {
 async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::Result<()> {
     let store = Store::connect(url, config.max_connections).await?;
     store.migrate().await?;
-    let queue = PublishQueue::open(&store, &config.scheduler).await?;
-    // One webhook channel; nothing is delivered (the posts are due in an
-    // hour, and no publish worker runs here).
-    let channel: clarion_core::ChannelConfig = serde_json::from_value(serde_json::json!({
-        "name": "bench", "kind": "webhook", "url": "http://127.0.0.1:9/hook",
-    }))?;
-    let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
-    let registry = Arc::new(
-        AdapterRegistry::build(
-            &factories,
-            &[channel],
-            &clarion_core::AdapterContext::default(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
-    let service = PostService::new(store.clone(), queue, registry.clone(), Arc::default())
-        .with_group_commit(!args.no_group_commit);
-    let inbox = clarion_engage::InboxService::new(service.clone(), registry);
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let state = AppState {
-        service,
-        metrics: Arc::new(Metrics::default()),
-        health: None,
-        scheduler: config.scheduler.clone(),
-        api_token: Some(Secret::new(token.clone())),
-        timezone: config.timezone,
-        inbox,
-        listen: config.listen.clone(),
-        listening: None,
-        analytics: clarion_analytics::Analytics::open(
-            store.clone(),
-            &config.attribution,
-            "127.0.0.1:0",
-            &config.content_dir,
-        )
-        .map_err(|e| anyhow::anyhow!("config: {e}"))?,
-        team: Default::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    // Nothing is delivered: the posts are due in an hour, and no publish
+    // worker runs here.
+    let (base, token) = serve_api(&store, &config, &["bench"], !args.no_group_commit).await?;
 
     let at = (chrono::Utc::now() + chrono::Duration::hours(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -191,6 +153,62 @@ async fn create_bench(args: &CreateArgs, url: &str, config: Config) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// Serves the real router (auth, services, store, queue) on a loopback
+/// port in this process, with webhook channels named `channels` that
+/// deliver nowhere. Returns the base URL and the API token.
+pub(crate) async fn serve_api(
+    store: &Store,
+    config: &Config,
+    channels: &[&str],
+    group_commit: bool,
+) -> anyhow::Result<(String, String)> {
+    let queue = PublishQueue::open(store, &config.scheduler).await?;
+    let channels = channels
+        .iter()
+        .map(|name| {
+            serde_json::from_value::<clarion_core::ChannelConfig>(serde_json::json!({
+                "name": name, "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+            }))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let factories = clarion_adapters::builtin_factories(clarion_adapters::http_client());
+    let registry = Arc::new(
+        AdapterRegistry::build(
+            &factories,
+            &channels,
+            &clarion_core::AdapterContext::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let service = PostService::new(store.clone(), queue, registry.clone(), Arc::default())
+        .with_group_commit(group_commit);
+    let inbox = clarion_engage::InboxService::new(service.clone(), registry);
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let state = AppState {
+        service,
+        metrics: Arc::new(Metrics::default()),
+        health: None,
+        scheduler: config.scheduler.clone(),
+        api_token: Some(Secret::new(token.clone())),
+        timezone: config.timezone,
+        inbox,
+        listen: config.listen.clone(),
+        listening: None,
+        analytics: clarion_analytics::Analytics::open(
+            store.clone(),
+            &config.attribution,
+            "127.0.0.1:0",
+            &config.content_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?,
+        team: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok((base, token))
 }
 
 struct Client {

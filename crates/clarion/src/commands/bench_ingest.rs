@@ -66,7 +66,7 @@ impl Listener for GeneratedFeed {
     }
 }
 
-fn generate(n: usize) -> Vec<Engagement> {
+pub(crate) fn generate(n: usize) -> Vec<Engagement> {
     let mut roots: Vec<String> = Vec::with_capacity(n);
     (0..n)
         .map(|i| {

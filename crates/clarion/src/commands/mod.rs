@@ -4,6 +4,7 @@ pub mod attribution;
 pub mod bench;
 pub mod bench_attribution;
 pub mod bench_create;
+pub mod bench_dashboard;
 pub mod bench_ingest;
 pub mod bench_reply;
 pub mod channels;
