@@ -92,6 +92,15 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         listeners = app.listeners.iter().count(),
         "clarion is running"
     );
+    let dashboard = format!("http://{}/", listener.local_addr()?);
+    if app.store.count_users().await? == 0 {
+        warn!(
+            dashboard,
+            "no users yet: make the first owner with `clarion users add you@example.com --role owner --password-stdin`, then sign in at {dashboard}"
+        );
+    } else {
+        info!(dashboard, "dashboard at {dashboard}");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
