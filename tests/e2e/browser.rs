@@ -120,7 +120,19 @@ impl Browser {
                  && !e.getAttribute('aria-labelledby')).map(e => e.outerHTML.slice(0, 160));",
             )
             .await;
-        assert_eq!(unlabelled, json!([]), "form controls without a label on {name}");
+        assert_eq!(
+            unlabelled,
+            json!([]),
+            "form controls without a label on {name}"
+        );
+    }
+}
+
+impl Browser {
+    /// Ends the Chromium session (chromedriver closes the browser), then
+    /// the driver. Call at the end of a test; `Drop` only kills the driver.
+    pub async fn quit(self) {
+        let _ = self.client.clone().close().await;
     }
 }
 
@@ -137,7 +149,10 @@ const PASSWORD: &str = "correct horse battery";
 async fn a_team_works_in_the_browser() {
     let sink = Sink::start(SinkRules::default()).await;
     let mut clarion = Clarion::new(None, &Settings::new(&sink));
-    for (email, role) in [("owner@example.com", "owner"), ("co@example.com", "contributor")] {
+    for (email, role) in [
+        ("owner@example.com", "owner"),
+        ("co@example.com", "contributor"),
+    ] {
         clarion.env = vec![("CLARION_PASSWORD".into(), PASSWORD.into())];
         clarion.ok(&["users", "add", email, "--role", role]);
     }
@@ -151,16 +166,43 @@ async fn a_team_works_in_the_browser() {
     browser.goto(&format!("{base}/calendar")).await;
     browser.css("form[action='/login']").await;
     browser.page_done("login").await;
-    browser.css("#email").await.send_keys("owner@example.com").await.unwrap();
-    browser.css("#password").await.send_keys(PASSWORD).await.unwrap();
-    browser.css("form[action='/login'] button[type=submit]").await.click().await.unwrap();
-    browser.until("the calendar after sign-in", "location.pathname === '/calendar'").await;
-    let cookie = browser.client.get_named_cookie("clarion_session").await.unwrap();
+    browser
+        .css("#email")
+        .await
+        .send_keys("owner@example.com")
+        .await
+        .unwrap();
+    browser
+        .css("#password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .css("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until(
+            "the calendar after sign-in",
+            "location.pathname === '/calendar'",
+        )
+        .await;
+    let cookie = browser
+        .client
+        .get_named_cookie("clarion_session")
+        .await
+        .unwrap();
     assert_eq!(cookie.http_only(), Some(true));
 
     // A contributor's post waiting for approval, approved in the browser.
     let (co_status, co_post) = {
-        let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let token = clarion.ok(&["users", "token", "co@example.com"]);
         let r = c
             .post(format!("{base}/api/v1/posts"))
@@ -177,23 +219,43 @@ async fn a_team_works_in_the_browser() {
     browser.css(&format!("#post-{co_id}")).await;
     browser.page_done("approvals").await;
     browser
-        .css(&format!("form[data-api-path='/api/v1/posts/{co_id}/approve'] button"))
+        .css(&format!(
+            "form[data-api-path='/api/v1/posts/{co_id}/approve'] button"
+        ))
         .await
         .click()
         .await
         .unwrap();
-    browser.until("the approval to land", "document.body.innerText.includes('Nothing waits for approval')").await;
+    browser
+        .until(
+            "the approval to land",
+            "document.body.innerText.includes('Nothing waits for approval')",
+        )
+        .await;
     let store = clarion.db.store().await;
-    let approved: Vec<_> = all_targets(&store).await.into_iter().filter(|t| t.post_id as i64 == co_id).collect();
-    assert_eq!(approved[0].status, "scheduled", "approving in the page schedules the post");
+    let approved: Vec<_> = all_targets(&store)
+        .await
+        .into_iter()
+        .filter(|t| t.post_id as i64 == co_id)
+        .collect();
+    assert_eq!(
+        approved[0].status, "scheduled",
+        "approving in the page schedules the post"
+    );
 
     // The audit log shows it, and the remaining pages render.
     browser.goto(&format!("{base}/audit")).await;
-    browser.until("the approval in the log", "document.body.innerText.includes('post.approve')").await;
+    browser
+        .until(
+            "the approval in the log",
+            "document.body.innerText.includes('post.approve')",
+        )
+        .await;
     browser.page_done("audit").await;
     for page in ["users", "account"] {
         browser.goto(&format!("{base}/{page}")).await;
         browser.css("main h1").await;
         browser.page_done(page).await;
     }
+    browser.quit().await;
 }
