@@ -21,6 +21,7 @@ mod approval;
 pub(crate) mod content_sync;
 pub(crate) mod edit;
 pub(crate) mod import;
+mod preview;
 pub(crate) mod retry;
 mod tracking;
 
