@@ -197,6 +197,48 @@ async fn a_team_works_in_the_browser() {
         .unwrap();
     assert_eq!(cookie.http_only(), Some(true));
 
+    // Compose: a text too long for `short` (20 characters) is refused
+    // beside that channel while `sink` takes it; without `short` it is
+    // scheduled, through the same API as every client.
+    browser.goto(&format!("{base}/compose")).await;
+    browser.css("input[name=channels][value=sink]").await.click().await.unwrap();
+    browser.css("input[name=channels][value=short]").await.click().await.unwrap();
+    browser
+        .css("#body")
+        .await
+        .send_keys("Spring launch: thirty chars!!")
+        .await
+        .unwrap();
+    let refused = browser
+        .css("section.preview[data-channel=short][data-ok=false] .field-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("20"), "the error names the limit: {refused}");
+    browser.until("sink to accept it", "document.querySelector('section.preview[data-channel=sink]').dataset.ok === 'true'").await;
+    let length = browser.css("section.preview[data-channel=sink] .length").await.text().await.unwrap();
+    assert!(length.starts_with("29"), "live length: {length}");
+    browser.page_done("compose").await;
+    let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    browser.css("input[name=channels][value=short]").await.click().await.unwrap();
+    browser
+        .eval(&format!(
+            "const at = document.getElementById('at'); at.value = '{day}T10:00'; \
+             at.dispatchEvent(new Event('input', {{bubbles: true}})); return true;"
+        ))
+        .await;
+    browser.css("#schedule").await.click().await.unwrap();
+    browser.until("the calendar after scheduling", "location.pathname === '/calendar'").await;
+    let store = clarion.db.store().await;
+    let composed: Vec<_> = all_targets(&store)
+        .await
+        .into_iter()
+        .filter(|t| t.rendered_text.contains("thirty chars"))
+        .collect();
+    assert_eq!(composed.len(), 1, "one target: sink only");
+    assert_eq!((composed[0].channel.as_str(), composed[0].status.as_str()), ("sink", "scheduled"));
+
     // A contributor's post waiting for approval, approved in the browser.
     let (co_status, co_post) = {
         let c = reqwest::Client::builder()
