@@ -108,7 +108,10 @@ impl Session {
 
 async fn roles_sessions_and_approvals(db: TestDb) {
     let sink = Sink::start(SinkRules::default()).await;
-    let mut clarion = Clarion::new(Some(db), &Settings::new(&sink));
+    let mut settings = Settings::new(&sink);
+    // Editors hear of posts waiting for them on the alerts channel.
+    settings.extra_channels = "[alerts]\nchannel = \"sink\"\n".into();
+    let mut clarion = Clarion::new(Some(db), &settings);
     add_user(&mut clarion, "owner@example.com", "owner");
     add_user(&mut clarion, "ed@example.com", "editor");
     add_user(&mut clarion, "co@example.com", "contributor");
@@ -165,6 +168,16 @@ async fn roles_sessions_and_approvals(db: TestDb) {
     assert_eq!(created["approval"], "pending_approval");
     assert_eq!(created["targets"][0]["status"], "draft");
     let id = created["id"].as_i64().unwrap();
+    let notice = format!("Post {id} by co@example.com waits for approval");
+    let told = wait_until(std::time::Duration::from_secs(20), || async {
+        sink.arrivals().iter().any(|a| a.body.to_string().contains(&notice))
+    })
+    .await;
+    assert!(told, "editors were told on the alerts channel: {:?}", sink.arrivals());
+    assert!(
+        !sink.arrivals().iter().any(|a| a.body.to_string().contains("Spring launch\"")),
+        "the post itself was not sent"
+    );
 
     // ... and a contributor cannot schedule it themselves.
     let (status, err) = co
