@@ -802,3 +802,32 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// A cheap "did the inbox change" marker for live pages: newest item,
+    /// latest conversation change, newest note, latest change of a reply's
+    /// target, in one small read (`e-c-n-r`).
+    pub async fn inbox_marker(&self) -> Result<String, StoreError> {
+        let sql = "SELECT \
+            CAST(COALESCE((SELECT MAX(id) FROM engagements), 0) AS BIGINT) AS e, \
+            CAST(COALESCE((SELECT MAX(updated_at_ms) FROM conversations), 0) AS BIGINT) AS c, \
+            CAST(COALESCE((SELECT MAX(id) FROM conversation_notes), 0) AS BIGINT) AS n, \
+            CAST(COALESCE((SELECT MAX(t.updated_at_ms) FROM targets t \
+                JOIN inbox_replies r ON r.target_id = t.id), 0) AS BIGINT) AS r";
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql,
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(String::new());
+        };
+        let mut parts = Vec::with_capacity(4);
+        for col in ["e", "c", "n", "r"] {
+            parts.push(row.try_get::<i64>("", col)?.to_string());
+        }
+        Ok(parts.join("-"))
+    }
+}
