@@ -16,6 +16,7 @@ mod dashboard;
 mod dashboard_calendar;
 mod dashboard_compose;
 mod dashboard_inbox;
+mod dashboard_reports;
 mod discord_bridge;
 mod edit_retry;
 mod harness;

@@ -1,31 +1,415 @@
-//! `/campaigns` and `/campaigns/{name}`: campaign list and report (being built).
+//! `/campaigns` (the campaign files and their creators) and
+//! `/campaigns/{name}` (the report under a chosen model and window: summary,
+//! creators, revenue/orders by day, best times, CSV export).
+//!
+//! The report is `clarion_analytics::report::campaign_report`, parsed and
+//! defaulted as `GET /api/v1/campaigns/{name}/report` does; the chart and
+//! the CSV columns are those of `clarion report campaign --format svg|csv`.
+
+use std::collections::HashMap;
 
 use axum::Extension;
-use axum::extract::Path;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use clarion_analytics::ModelKey;
+use clarion_analytics::best_times::{WEEKDAYS, best_times};
+use clarion_analytics::report::{CampaignReport, ReportRow, campaign_report};
+use clarion_attribution::{Currency, Money, Series, bar_and_line, heatmap};
 use maud::html;
 
-use super::{PageResult, layout};
+use super::{PageError, PageResult, encode_component, layout, not_found, svg};
 use crate::team::Actor;
+use crate::{ApiError, AppState};
 
-pub async fn page(Extension(actor): Extension<Actor>) -> PageResult {
-    Ok(layout(
-        "Campaigns",
-        &actor,
-        "/campaigns",
-        &[],
-        html! { p { "Campaigns" } },
-    ))
+/// The models the API accepts by name (`time-decay:<half-life>` too, typed
+/// in the URL); the form offers these.
+const MODELS: [&str; 5] = [
+    "last-click",
+    "first-click",
+    "linear",
+    "time-decay",
+    "position-based",
+];
+/// Windows offered in the form (the API takes any 1..=365).
+const WINDOWS: [u32; 6] = [1, 3, 7, 14, 30, 90];
+
+fn money(minor: i64, currency: Currency) -> String {
+    Money { minor, currency }.to_string()
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Actor>) -> PageResult {
+    let all = &state.analytics.campaigns;
+    let body = html! {
+        @if all.is_empty() {
+            p { "No campaigns: add a file to content/campaigns (see the README)." }
+        } @else {
+            table #campaigns {
+                thead { tr {
+                    th scope="col" { "Campaign" } th scope="col" { "Dates" }
+                    th scope="col" { "Budget" } th scope="col" { "Model" }
+                    th scope="col" { "Creators" }
+                } }
+                tbody {
+                    @for c in all.iter() {
+                        tr data-campaign=(c.name) {
+                            th scope="row" {
+                                a href=(format!("/campaigns/{}", encode_component(&c.name))) {
+                                    (c.title.as_deref().unwrap_or(&c.name))
+                                }
+                            }
+                            td { (c.starts) " to " (c.ends) }
+                            td { (c.budget_minor.map(|b| money(b, c.currency)).unwrap_or_else(|| "–".into())) }
+                            td { (c.model) " over " (c.window_days) " days" }
+                            td { (c.creators.len()) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout("Campaigns", &actor, "/campaigns", &[], body))
+}
+
+/// The page's query: `model`, `window` (or the API's `window_days`), `format=csv`.
+struct ReportQuery {
+    model: Option<String>,
+    window: Option<u32>,
+    csv: bool,
+}
+
+fn bad(message: String) -> PageError {
+    PageError(ApiError::bad_request(message))
+}
+
+fn parse_query(q: &HashMap<String, String>) -> Result<ReportQuery, PageError> {
+    let mut out = ReportQuery {
+        model: None,
+        window: None,
+        csv: false,
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "model" if !v.is_empty() => out.model = Some(v.clone()),
+            "model" => {}
+            "window" | "window_days" if !v.is_empty() => {
+                out.window =
+                    Some(v.parse().map_err(|_| {
+                        bad(format!("{k}: `{v}` is not a number of days (1 to 365)"))
+                    })?);
+            }
+            "window" | "window_days" => {}
+            "format" => match v.as_str() {
+                "csv" => out.csv = true,
+                "html" | "" => {}
+                _ => return Err(bad(format!("format: `{v}` is not html or csv"))),
+            },
+            _ => return Err(bad(format!("{k}: unknown parameter"))),
+        }
+    }
+    Ok(out)
 }
 
 pub async fn report_page(
+    State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> PageResult {
-    Ok(layout(
-        &name,
-        &actor,
-        "/campaigns",
-        &[],
-        html! { p { "Report" } },
-    ))
+    let query = parse_query(&raw)?;
+    let analytics = &state.analytics;
+    let campaign = analytics.campaigns.get(&name).ok_or_else(|| {
+        not_found(format!(
+            "campaign `{name}` not found (campaign files live in content/campaigns)"
+        ))
+    })?;
+    // Defaults and parsing exactly as the API's report.
+    let model = query.model.unwrap_or_else(|| campaign.model.to_string());
+    let window = query.window.unwrap_or(campaign.window_days);
+    let key = ModelKey::parse(&model, window).map_err(|e| {
+        let message = e.to_string();
+        // ModelKey names the window itself; an unknown model does not say "model".
+        if message.starts_with("window") {
+            bad(message)
+        } else {
+            bad(format!("model: {message}"))
+        }
+    })?;
+    let today = chrono::Utc::now()
+        .with_timezone(&state.timezone)
+        .date_naive();
+    let report = campaign_report(
+        state.service.store(),
+        analytics.attributor(),
+        campaign,
+        key,
+        state.service.registry(),
+        today,
+    )
+    .await?;
+    let currency = campaign.currency;
+    if query.csv {
+        let body = csv_report(&report, currency).map_err(|e| crate::error::internal(&e))?;
+        let filename = format!("{}-report.csv", encode_component(&report.campaign));
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{filename}\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+
+    let grid = best_times(state.service.store(), state.timezone, None).await?;
+    let best_svg = {
+        let rows: Vec<String> = WEEKDAYS.iter().map(|d| (*d).to_owned()).collect();
+        let cols: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+        let cells: Vec<Vec<Option<f64>>> = grid
+            .slots
+            .iter()
+            .map(|hours| hours.iter().map(|s| s.score()).collect())
+            .collect();
+        let low: Vec<Vec<bool>> = grid
+            .slots
+            .iter()
+            .map(|hours| hours.iter().map(|s| s.posts > 0 && !s.enough()).collect())
+            .collect();
+        heatmap(
+            &format!(
+                "Engagements + clicks per post, by weekday and hour ({})",
+                grid.timezone
+            ),
+            &rows,
+            &cols,
+            &cells,
+            &low,
+        )
+    };
+    let ranked = grid.ranked();
+    let chart = revenue_chart(&report, currency);
+    let path = format!("/campaigns/{}", encode_component(&name));
+    let model_name = model.clone();
+    let t = &report.total;
+    let row = |r: &ReportRow| {
+        html! {
+            td { (r.totals.clicks) }
+            td { (r.totals.orders) }
+            td { (money(r.totals.revenue_minor, currency)) }
+            td { (money(r.totals.cost_minor, currency)) }
+            td { (ratio(r.conversion_rate)) }
+            td { (ratio(r.roi)) }
+        }
+    };
+    let body = html! {
+        p.muted {
+            (campaign.starts) " to " (campaign.ends) " · " (report.currency)
+            " · model " (report.model)
+        }
+        form #report-form method="get" action=(path) {
+            label for="model" { "Attribution model" }
+            select #model name="model" {
+                @for m in MODELS {
+                    option value=(m) selected[m == model_name] { (m) }
+                }
+                @if !MODELS.contains(&model_name.as_str()) {
+                    option value=(model_name) selected { (model_name) }
+                }
+            }
+            label for="window" { "Window (days)" }
+            select #window name="window" {
+                @for w in WINDOWS {
+                    option value=(w) selected[w == window] { (w) }
+                }
+                @if !WINDOWS.contains(&window) {
+                    option value=(window) selected { (window) }
+                }
+            }
+            button type="submit" { "Show report" }
+        }
+        section aria-labelledby="summary-h" {
+            h2 #summary-h { "Summary" }
+            dl #summary .counts {
+                dt { "Clicks" } dd data-total="clicks" { (t.totals.clicks) }
+                dt { "Bot fetches" } dd data-total="bot_fetches" { (t.bot_fetches) }
+                dt { "Orders" } dd data-total="orders" { (t.totals.orders) }
+                dt { "Revenue" } dd data-total="revenue" { (money(t.totals.revenue_minor, currency)) }
+                dt { "Cost" } dd data-total="cost" { (money(t.totals.cost_minor, currency)) }
+                @if let Some(b) = report.budget_minor {
+                    dt { "Budget" } dd data-total="budget" { (money(b, currency)) }
+                }
+                dt { "Conversion" } dd { (ratio(t.conversion_rate)) }
+                dt { "ROI" } dd { (ratio(t.roi)) }
+                dt { "ROAS" } dd { (t.roas.map_or_else(|| "–".into(), |v| format!("{v:.2}x"))) }
+                @if let Some(emv) = t.emv_minor {
+                    dt { "Earned media value" } dd { (money(emv, currency)) }
+                }
+            }
+            @if report.other_currency_orders > 0 {
+                p.muted { (report.other_currency_orders)
+                    " orders in other currencies are not counted (amounts are never converted)." }
+            }
+            @if !report.overdue_creators.is_empty() {
+                p.error { "Overdue (deadline passed, contracted posts missing): "
+                    (report.overdue_creators.join(", ")) }
+            }
+            p { a #csv href=(format!("{path}?model={}&window={window}&format=csv", encode_component(&model)))
+                download { "Export CSV" } }
+        }
+        section aria-labelledby="creators-h" {
+            h2 #creators-h { "Creators" }
+            table #creators {
+                thead { tr {
+                    th scope="col" { "Creator" } th scope="col" { "Clicks" }
+                    th scope="col" { "Orders" } th scope="col" { "Revenue" }
+                    th scope="col" { "Cost" } th scope="col" { "Conversion" }
+                    th scope="col" { "ROI" }
+                } }
+                tbody {
+                    @for r in &report.by_creator {
+                        tr data-creator=(r.key) { th scope="row" { (r.key) } (row(r)) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="chart-h" {
+            h2 #chart-h { "Revenue and orders by day" }
+            figure #revenue-chart {
+                (svg(&chart))
+                figcaption {
+                    "Revenue (bars, " (report.currency) ") and orders (line) per day under "
+                    (report.model) ": " (t.totals.orders) " orders, "
+                    (money(t.totals.revenue_minor, currency)) " on "
+                    (report.daily.len()) " days with orders."
+                }
+            }
+        }
+        section aria-labelledby="best-h" {
+            h2 #best-h { "Best times to post" }
+            figure #best-times {
+                (svg(&best_svg))
+                figcaption {
+                    @if ranked.is_empty() {
+                        "No published posts yet: best times come from your own posts' results."
+                    } @else {
+                        "Best slots (" (grid.timezone) "): "
+                        @for (i, (day, hour, slot)) in ranked.iter().take(3).enumerate() {
+                            @if i > 0 { ", " }
+                            (WEEKDAYS[*day]) " " (format!("{hour:02}h")) " ("
+                            (format!("{:.1}", slot.score().unwrap_or(0.0))) " per post)"
+                        }
+                        "."
+                    }
+                }
+            }
+        }
+    };
+    let title = report
+        .title
+        .clone()
+        .unwrap_or_else(|| report.campaign.clone());
+    Ok(layout(&title, &actor, "/campaigns", &[], body))
+}
+
+/// Revenue (bars) and orders (line) by day: the CLI's `--format svg`, one
+/// bar per day that has credited orders.
+fn revenue_chart(report: &CampaignReport, currency: Currency) -> String {
+    let revenue = Series {
+        name: format!("revenue ({})", report.currency),
+        points: report
+            .daily
+            .iter()
+            .map(|d| (d.date.to_string(), d.revenue_minor))
+            .collect(),
+    };
+    let orders = Series {
+        name: "orders".into(),
+        points: report
+            .daily
+            .iter()
+            .map(|d| (d.date.to_string(), d.orders))
+            .collect(),
+    };
+    bar_and_line(
+        &format!("{} · {}", report.campaign, report.model),
+        &revenue,
+        &|minor| money(minor, currency),
+        Some(&orders),
+    )
+}
+
+/// The CLI's `--format csv`: the same columns and groups.
+fn csv_report(report: &CampaignReport, currency: Currency) -> Result<String, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "group",
+        "key",
+        "clicks",
+        "bot_fetches",
+        "orders",
+        "revenue",
+        "cost",
+        "currency",
+        "conversion_rate",
+        "aov",
+        "cpa",
+        "roi",
+        "roas",
+    ])?;
+    let groups = std::iter::once(("total", std::slice::from_ref(&report.total))).chain([
+        ("creator", report.by_creator.as_slice()),
+        ("channel", report.by_channel.as_slice()),
+        ("post", report.by_post.as_slice()),
+        ("variant", report.by_variant.as_slice()),
+    ]);
+    let decimal = |minor: i64| {
+        let m = money(minor, currency);
+        m.split(' ').next().unwrap_or_default().to_owned()
+    };
+    for (group, rows) in groups {
+        for row in rows {
+            let t = &row.totals;
+            out.write_record([
+                group.to_owned(),
+                row.key.clone(),
+                t.clicks.to_string(),
+                row.bot_fetches.to_string(),
+                t.orders.to_string(),
+                decimal(t.revenue_minor),
+                decimal(t.cost_minor),
+                report.currency.clone(),
+                row.conversion_rate
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_default(),
+                row.aov_minor.map(decimal).unwrap_or_default(),
+                row.cpa_minor.map(decimal).unwrap_or_default(),
+                row.roi.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                row.roas.map(|v| format!("{v:.4}")).unwrap_or_default(),
+            ])?;
+        }
+    }
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
+        let err = |k, v| parse_query(&q(k, v)).err().map(|e| e.0.message);
+        assert!(err("window", "week").is_some_and(|m| m.starts_with("window:")));
+        assert!(err("format", "pdf").is_some_and(|m| m.starts_with("format:")));
+        assert!(err("colour", "red").is_some_and(|m| m.starts_with("colour:")));
+        assert!(parse_query(&q("format", "csv")).is_ok_and(|r| r.csv));
+    }
 }
