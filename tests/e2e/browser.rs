@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -105,6 +106,14 @@ impl Browser {
         assert!(ok, "timed out waiting for {what} ({script})");
     }
 
+    /// Presses and releases one key where the focus is.
+    pub async fn key(&self, key: char) {
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await.unwrap();
+    }
+
     pub async fn eval(&self, script: &str) -> serde_json::Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
@@ -145,18 +154,44 @@ impl Drop for Browser {
 
 const PASSWORD: &str = "correct horse battery";
 
+const CAMPAIGN: &str = r#"
+name = "spring"
+starts = "2026-01-01"
+ends = "2030-12-31"
+currency = "USD"
+
+[[creators]]
+name = "ann"
+fee = "100.00"
+codes = ["ANN10"]
+"#;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_team_works_in_the_browser() {
+    let fakes = crate::bridge::Fakes::start().await;
+    fakes.mention("110001", "@clarion when does the spring sale start?");
     let sink = Sink::start(SinkRules::default()).await;
-    let mut clarion = Clarion::new(None, &Settings::new(&sink));
+    let mut settings = Settings::new(&sink);
+    settings.extra_channels = format!(
+        "[[channels]]\nname = \"masto\"\nkind = \"mastodon\"\ninstance = \"{}\"\n\
+         access_token = {{ env = \"E2E_MASTODON_TOKEN\" }}\nlisten = true\nlisten_interval_secs = 5\n",
+        fakes.base
+    );
+    let mut clarion = Clarion::new(None, &settings);
+    let campaigns = clarion.dir.path().join("content/campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join("spring.toml"), CAMPAIGN).unwrap();
     for (email, role) in [
         ("owner@example.com", "owner"),
         ("co@example.com", "contributor"),
     ] {
-        clarion.env = vec![("CLARION_PASSWORD".into(), PASSWORD.into())];
+        clarion.env = vec![
+            ("CLARION_PASSWORD".into(), PASSWORD.into()),
+            ("E2E_MASTODON_TOKEN".into(), "masto-token".into()),
+        ];
         clarion.ok(&["users", "add", email, "--role", role]);
     }
-    clarion.env.clear();
+    clarion.env = vec![("E2E_MASTODON_TOKEN".into(), "masto-token".into())];
     let run = clarion.run();
     run.ready().await;
     let base = format!("http://127.0.0.1:{}", run.port);
@@ -284,6 +319,64 @@ async fn a_team_works_in_the_browser() {
         approved[0].status, "scheduled",
         "approving in the page schedules the post"
     );
+
+
+    // Inbox: the mention is listed; `j` moves the focus to it; the reply
+    // typed on the conversation page reaches Mastodon, threaded under it.
+    let listed = wait_until(Duration::from_secs(30), || async {
+        browser.goto(&format!("{base}/inbox")).await;
+        browser
+            .client
+            .find(Locator::Css("a.conversation"))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(listed, "the mention reached the inbox page:\n{}", run.log());
+    browser.key('j').await;
+    browser
+        .until("`j` to focus the first conversation", "document.activeElement && document.activeElement.matches('a.conversation')")
+        .await;
+    browser.page_done("inbox").await;
+    browser.key('\u{E007}').await; // Enter follows the focused link.
+    browser.until("the conversation page", "location.pathname.startsWith('/inbox/')").await;
+    browser.css("#reply-text").await.send_keys("It starts on Monday at 9!").await.unwrap();
+    browser.css("form#reply button[type=submit]").await.click().await.unwrap();
+    let replied = wait_until(Duration::from_secs(30), || async {
+        fakes.statuses().iter().any(|s| s["status"].as_str().is_some_and(|t| t.contains("Monday at 9")))
+    })
+    .await;
+    assert!(replied, "the reply reached Mastodon:\n{}", run.log());
+    let statuses = fakes.statuses();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0]["in_reply_to_id"], json!("110001"), "threaded under the mention");
+    browser.goto(&browser.client.current_url().await.unwrap().to_string()).await;
+    browser.until("the reply on the page", "document.querySelector('#replies') && document.querySelector('#replies').innerText.includes('Monday at 9')").await;
+    browser.page_done("conversation").await;
+
+    // Campaign report: orders on two days make two bars in the SVG chart.
+    let api = reqwest::Client::new();
+    for (id, amount, at) in [("O-1", 2000, "2026-11-27T10:00:00Z"), ("O-2", 1500, "2026-11-28T09:00:00Z")] {
+        let r = api
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(&clarion.token)
+            .json(&json!({"order_id": id, "amount_minor": amount, "currency": "USD", "at": at, "discount_codes": ["ANN10"]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    browser.goto(&format!("{base}/campaigns/spring")).await;
+    browser.css("#revenue-chart svg").await;
+    let bars = browser.eval("return document.querySelectorAll('#revenue-chart svg rect.bar').length;").await;
+    assert_eq!(bars, json!(2), "one bar per day with orders");
+    browser.page_done("campaign-report").await;
+    browser.goto(&format!("{base}/campaigns")).await;
+    browser.css("main h1").await;
+    browser.page_done("campaigns").await;
+    browser.goto(&format!("{base}/queue")).await;
+    browser.css("table#channels").await;
+    browser.page_done("queue").await;
 
     // The audit log shows it, and the remaining pages render.
     browser.goto(&format!("{base}/audit")).await;
