@@ -370,6 +370,7 @@ async fn a_team_works_in_the_browser() {
     browser.css("#revenue-chart svg").await;
     let bars = browser.eval("return document.querySelectorAll('#revenue-chart svg rect.bar').length;").await;
     assert_eq!(bars, json!(2), "one bar per day with orders");
+    browser.eval("document.getElementById('summary-h').scrollIntoView(); return true;").await;
     browser.page_done("campaign-report").await;
     browser.goto(&format!("{base}/campaigns")).await;
     browser.css("main h1").await;
