@@ -95,7 +95,8 @@ pub async fn page(State(state): State<AppState>, Extension(actor): Extension<Act
             @if problems.is_empty() {
                 p #failed-none { "No failed target." }
             }
-            table #failed {
+            // Kept when empty (hidden) so the table's shape is the same for scripts.
+            table #failed hidden[problems.is_empty()] {
                 thead { tr {
                     th scope="col" { "Post" } th scope="col" { "Channel" }
                     th scope="col" { "Status" } th scope="col" { "Attempts" }
