@@ -29,6 +29,7 @@ mod orders;
 mod recorder;
 mod redirect;
 pub mod report;
+pub mod report_output;
 #[cfg(test)]
 mod tests;
 

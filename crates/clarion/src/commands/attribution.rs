@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use clarion_analytics::report::{CampaignReport, ReportRow, campaign_report};
 use clarion_analytics::{ModelKey, OrderOutcome};
-use clarion_attribution::{Currency, Money, Series, bar_and_line, csv_orders};
+use clarion_attribution::{Currency, Money, csv_orders};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::App;
@@ -387,82 +387,13 @@ fn print_table(report: &CampaignReport, currency: Currency) {
 }
 
 fn print_csv(report: &CampaignReport, currency: Currency) -> anyhow::Result<()> {
-    let mut out = csv::Writer::from_writer(std::io::stdout());
-    out.write_record([
-        "group",
-        "key",
-        "clicks",
-        "bot_fetches",
-        "orders",
-        "revenue",
-        "cost",
-        "currency",
-        "conversion_rate",
-        "aov",
-        "cpa",
-        "roi",
-        "roas",
-    ])?;
-    let groups = std::iter::once(("total", std::slice::from_ref(&report.total))).chain([
-        ("creator", report.by_creator.as_slice()),
-        ("channel", report.by_channel.as_slice()),
-        ("post", report.by_post.as_slice()),
-        ("variant", report.by_variant.as_slice()),
-    ]);
-    let decimal = |minor: i64| {
-        let m = money(minor, currency);
-        m.split(' ').next().unwrap_or_default().to_owned()
-    };
-    for (group, rows) in groups {
-        for row in rows {
-            let t = &row.totals;
-            out.write_record([
-                group.to_owned(),
-                row.key.clone(),
-                t.clicks.to_string(),
-                row.bot_fetches.to_string(),
-                t.orders.to_string(),
-                decimal(t.revenue_minor),
-                decimal(t.cost_minor),
-                report.currency.clone(),
-                row.conversion_rate
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_default(),
-                row.aov_minor.map(decimal).unwrap_or_default(),
-                row.cpa_minor.map(decimal).unwrap_or_default(),
-                row.roi.map(|v| format!("{v:.4}")).unwrap_or_default(),
-                row.roas.map(|v| format!("{v:.4}")).unwrap_or_default(),
-            ])?;
-        }
-    }
-    out.flush()?;
+    clarion_analytics::report_output::write_csv(report, currency, std::io::stdout())?;
     Ok(())
 }
 
 /// Revenue (bars) and orders (line) by day.
 pub fn svg(report: &CampaignReport, currency: Currency) -> String {
-    let revenue = Series {
-        name: format!("revenue ({})", report.currency),
-        points: report
-            .daily
-            .iter()
-            .map(|d| (d.date.to_string(), d.revenue_minor))
-            .collect(),
-    };
-    let orders = Series {
-        name: "orders".into(),
-        points: report
-            .daily
-            .iter()
-            .map(|d| (d.date.to_string(), d.orders))
-            .collect(),
-    };
-    bar_and_line(
-        &format!("{} · {}", report.campaign, report.model),
-        &revenue,
-        &|minor| money(minor, currency),
-        Some(&orders),
-    )
+    clarion_analytics::report_output::chart_svg(report, currency)
 }
 
 async fn best_times(app: &App, channel: Option<String>, format: GridFormat) -> anyhow::Result<()> {

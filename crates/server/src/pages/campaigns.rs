@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use clarion_analytics::ModelKey;
 use clarion_analytics::best_times::{WEEKDAYS, best_times};
 use clarion_analytics::report::{CampaignReport, ReportRow, campaign_report};
-use clarion_attribution::{Currency, Money, Series, bar_and_line, heatmap};
+use clarion_attribution::{Currency, Money, heatmap};
 use maud::html;
 
 use super::{PageError, PageResult, encode_component, layout, not_found, svg};
@@ -194,7 +194,7 @@ pub async fn report_page(
         )
     };
     let ranked = grid.ranked();
-    let chart = revenue_chart(&report, currency);
+    let chart = clarion_analytics::report_output::chart_svg(&report, currency);
     let path = format!("/campaigns/{}", encode_component(&name));
     let model_name = model.clone();
     let t = &report.total;
@@ -318,84 +318,10 @@ pub async fn report_page(
     Ok(layout(&title, &actor, "/campaigns", &[], body))
 }
 
-/// Revenue (bars) and orders (line) by day: the CLI's `--format svg`, one
-/// bar per day that has credited orders.
-fn revenue_chart(report: &CampaignReport, currency: Currency) -> String {
-    let revenue = Series {
-        name: format!("revenue ({})", report.currency),
-        points: report
-            .daily
-            .iter()
-            .map(|d| (d.date.to_string(), d.revenue_minor))
-            .collect(),
-    };
-    let orders = Series {
-        name: "orders".into(),
-        points: report
-            .daily
-            .iter()
-            .map(|d| (d.date.to_string(), d.orders))
-            .collect(),
-    };
-    bar_and_line(
-        &format!("{} · {}", report.campaign, report.model),
-        &revenue,
-        &|minor| money(minor, currency),
-        Some(&orders),
-    )
-}
-
-/// The CLI's `--format csv`: the same columns and groups.
+/// The CLI's `--format csv`, from the same code.
 fn csv_report(report: &CampaignReport, currency: Currency) -> Result<String, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        "group",
-        "key",
-        "clicks",
-        "bot_fetches",
-        "orders",
-        "revenue",
-        "cost",
-        "currency",
-        "conversion_rate",
-        "aov",
-        "cpa",
-        "roi",
-        "roas",
-    ])?;
-    let groups = std::iter::once(("total", std::slice::from_ref(&report.total))).chain([
-        ("creator", report.by_creator.as_slice()),
-        ("channel", report.by_channel.as_slice()),
-        ("post", report.by_post.as_slice()),
-        ("variant", report.by_variant.as_slice()),
-    ]);
-    let decimal = |minor: i64| {
-        let m = money(minor, currency);
-        m.split(' ').next().unwrap_or_default().to_owned()
-    };
-    for (group, rows) in groups {
-        for row in rows {
-            let t = &row.totals;
-            out.write_record([
-                group.to_owned(),
-                row.key.clone(),
-                t.clicks.to_string(),
-                row.bot_fetches.to_string(),
-                t.orders.to_string(),
-                decimal(t.revenue_minor),
-                decimal(t.cost_minor),
-                report.currency.clone(),
-                row.conversion_rate
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_default(),
-                row.aov_minor.map(decimal).unwrap_or_default(),
-                row.cpa_minor.map(decimal).unwrap_or_default(),
-                row.roi.map(|v| format!("{v:.4}")).unwrap_or_default(),
-                row.roas.map(|v| format!("{v:.4}")).unwrap_or_default(),
-            ])?;
-        }
-    }
-    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    let mut bytes = Vec::new();
+    clarion_analytics::report_output::write_csv(report, currency, &mut bytes)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
