@@ -75,7 +75,7 @@ pub async fn page(
     let selected = status.as_deref().unwrap_or("all");
     let text_value = |v: &Option<String>| given(v).unwrap_or_default();
     let body = html! {
-        form #inbox-filters method="get" action="/inbox" {
+        form #filters method="get" action="/inbox" {
             div.filters {
                 label for="f-status" { "Status" }
                 select #f-status name="status" {
