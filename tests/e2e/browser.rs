@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -236,8 +238,18 @@ async fn a_team_works_in_the_browser() {
     // beside that channel while `sink` takes it; without `short` it is
     // scheduled, through the same API as every client.
     browser.goto(&format!("{base}/compose")).await;
-    browser.css("input[name=channels][value=sink]").await.click().await.unwrap();
-    browser.css("input[name=channels][value=short]").await.click().await.unwrap();
+    browser
+        .css("input[name=channels][value=sink]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .css("input[name=channels][value=short]")
+        .await
+        .click()
+        .await
+        .unwrap();
     browser
         .css("#body")
         .await
@@ -250,13 +262,33 @@ async fn a_team_works_in_the_browser() {
         .text()
         .await
         .unwrap();
-    assert!(refused.contains("20"), "the error names the limit: {refused}");
-    browser.until("sink to accept it", "document.querySelector('section.preview[data-channel=sink]').dataset.ok === 'true'").await;
-    let length = browser.css("section.preview[data-channel=sink] .length").await.text().await.unwrap();
+    assert!(
+        refused.contains("20"),
+        "the error names the limit: {refused}"
+    );
+    browser
+        .until(
+            "sink to accept it",
+            "document.querySelector('section.preview[data-channel=sink]').dataset.ok === 'true'",
+        )
+        .await;
+    let length = browser
+        .css("section.preview[data-channel=sink] .length")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(length.starts_with("29"), "live length: {length}");
     browser.page_done("compose").await;
-    let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
-    browser.css("input[name=channels][value=short]").await.click().await.unwrap();
+    let day = (chrono::Utc::now() + chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    browser
+        .css("input[name=channels][value=short]")
+        .await
+        .click()
+        .await
+        .unwrap();
     browser
         .eval(&format!(
             "const at = document.getElementById('at'); at.value = '{day}T10:00'; \
@@ -264,7 +296,12 @@ async fn a_team_works_in_the_browser() {
         ))
         .await;
     browser.css("#schedule").await.click().await.unwrap();
-    browser.until("the calendar after scheduling", "location.pathname === '/calendar'").await;
+    browser
+        .until(
+            "the calendar after scheduling",
+            "location.pathname === '/calendar'",
+        )
+        .await;
     let store = clarion.db.store().await;
     let composed: Vec<_> = all_targets(&store)
         .await
@@ -272,7 +309,95 @@ async fn a_team_works_in_the_browser() {
         .filter(|t| t.rendered_text.contains("thirty chars"))
         .collect();
     assert_eq!(composed.len(), 1, "one target: sink only");
-    assert_eq!((composed[0].channel.as_str(), composed[0].status.as_str()), ("sink", "scheduled"));
+    assert_eq!(
+        (composed[0].channel.as_str(), composed[0].status.as_str()),
+        ("sink", "scheduled")
+    );
+
+    // The calendar: the post is on its day; dragged to the next day (or
+    // the one before, if the next is off this month's grid) it keeps its
+    // time and the database says so.
+    let item_sel = format!(
+        "td.cal-day[data-date='{day}'] .cal-item[data-post-id='{}']",
+        composed[0].post_id
+    );
+    let item = browser.css(&item_sel).await;
+    browser.page_done("calendar").await;
+    let day_date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap();
+    let mut to = (day_date + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    if browser
+        .client
+        .find(Locator::Css(&format!("td.cal-day[data-date='{to}']")))
+        .await
+        .is_err()
+    {
+        to = (day_date - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+    }
+    let cell = browser.css(&format!("td.cal-day[data-date='{to}']")).await;
+    let mut mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: item.clone(),
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    for step in 1..=5 {
+        mouse = mouse.then(PointerAction::MoveToElement {
+            element: cell.clone(),
+            duration: Some(Duration::from_millis(40)),
+            x: 0.0,
+            y: -30.0 + 6.0 * step as f64,
+        });
+    }
+    mouse = mouse.then(PointerAction::Up {
+        button: MOUSE_BUTTON_LEFT,
+    });
+    browser.client.perform_actions(mouse).await.unwrap();
+    let want = chrono::DateTime::parse_from_rfc3339(&format!("{to}T10:00:00Z"))
+        .unwrap()
+        .timestamp_millis();
+    let moved = wait_until(Duration::from_secs(15), || async {
+        all_targets(&store)
+            .await
+            .iter()
+            .any(|t| t.id == composed[0].id && t.not_before_ms == Some(want))
+    })
+    .await;
+    assert!(
+        moved,
+        "dragging to {to} rescheduled the post to 10:00 that day"
+    );
+    browser
+        .until("the moved post on its new day", &format!("!!document.querySelector(\"td.cal-day[data-date='{to}'] .cal-item[data-post-id='{}']\")", composed[0].post_id))
+        .await;
+    // The keyboard way: select with Enter, pick a date in the move form.
+    let item = browser
+        .css(&format!(
+            ".cal-item[data-post-id='{}']",
+            composed[0].post_id
+        ))
+        .await;
+    browser
+        .eval(&format!(
+            "document.querySelector(\".cal-item[data-post-id='{}']\").focus(); return true;",
+            composed[0].post_id
+        ))
+        .await;
+    drop(item);
+    browser.key('\u{E007}').await;
+    browser
+        .until(
+            "the move form to take the selection",
+            "document.activeElement && document.activeElement.id === 'move-date'",
+        )
+        .await;
 
     // A contributor's post waiting for approval, approved in the browser.
     let (co_status, co_post) = {
@@ -320,7 +445,6 @@ async fn a_team_works_in_the_browser() {
         "approving in the page schedules the post"
     );
 
-
     // Inbox: the mention is listed; `j` moves the focus to it; the reply
     // typed on the conversation page reaches Mastodon, threaded under it.
     let listed = wait_until(Duration::from_secs(30), || async {
@@ -335,28 +459,59 @@ async fn a_team_works_in_the_browser() {
     assert!(listed, "the mention reached the inbox page:\n{}", run.log());
     browser.key('j').await;
     browser
-        .until("`j` to focus the first conversation", "document.activeElement && document.activeElement.matches('a.conversation')")
+        .until(
+            "`j` to focus the first conversation",
+            "document.activeElement && document.activeElement.matches('a.conversation')",
+        )
         .await;
     browser.page_done("inbox").await;
     browser.key('\u{E007}').await; // Enter follows the focused link.
-    browser.until("the conversation page", "location.pathname.startsWith('/inbox/')").await;
-    browser.css("#reply-text").await.send_keys("It starts on Monday at 9!").await.unwrap();
-    browser.css("form#reply button[type=submit]").await.click().await.unwrap();
+    browser
+        .until(
+            "the conversation page",
+            "location.pathname.startsWith('/inbox/')",
+        )
+        .await;
+    browser
+        .css("#reply-text")
+        .await
+        .send_keys("It starts on Monday at 9!")
+        .await
+        .unwrap();
+    browser
+        .css("form#reply button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     let replied = wait_until(Duration::from_secs(30), || async {
-        fakes.statuses().iter().any(|s| s["status"].as_str().is_some_and(|t| t.contains("Monday at 9")))
+        fakes.statuses().iter().any(|s| {
+            s["status"]
+                .as_str()
+                .is_some_and(|t| t.contains("Monday at 9"))
+        })
     })
     .await;
     assert!(replied, "the reply reached Mastodon:\n{}", run.log());
     let statuses = fakes.statuses();
     assert_eq!(statuses.len(), 1, "{statuses:?}");
-    assert_eq!(statuses[0]["in_reply_to_id"], json!("110001"), "threaded under the mention");
-    browser.goto(&browser.client.current_url().await.unwrap().to_string()).await;
+    assert_eq!(
+        statuses[0]["in_reply_to_id"],
+        json!("110001"),
+        "threaded under the mention"
+    );
+    browser
+        .goto(browser.client.current_url().await.unwrap().as_ref())
+        .await;
     browser.until("the reply on the page", "document.querySelector('#replies') && document.querySelector('#replies').innerText.includes('Monday at 9')").await;
     browser.page_done("conversation").await;
 
     // Campaign report: orders on two days make two bars in the SVG chart.
     let api = reqwest::Client::new();
-    for (id, amount, at) in [("O-1", 2000, "2026-11-27T10:00:00Z"), ("O-2", 1500, "2026-11-28T09:00:00Z")] {
+    for (id, amount, at) in [
+        ("O-1", 2000, "2026-11-27T10:00:00Z"),
+        ("O-2", 1500, "2026-11-28T09:00:00Z"),
+    ] {
         let r = api
             .post(format!("{base}/api/v1/orders"))
             .bearer_auth(&clarion.token)
@@ -368,9 +523,13 @@ async fn a_team_works_in_the_browser() {
     }
     browser.goto(&format!("{base}/campaigns/spring")).await;
     browser.css("#revenue-chart svg").await;
-    let bars = browser.eval("return document.querySelectorAll('#revenue-chart svg rect.bar').length;").await;
+    let bars = browser
+        .eval("return document.querySelectorAll('#revenue-chart svg rect.bar').length;")
+        .await;
     assert_eq!(bars, json!(2), "one bar per day with orders");
-    browser.eval("document.getElementById('summary-h').scrollIntoView(); return true;").await;
+    browser
+        .eval("document.getElementById('summary-h').scrollIntoView(); return true;")
+        .await;
     browser.page_done("campaign-report").await;
     browser.goto(&format!("{base}/campaigns")).await;
     browser.css("main h1").await;

@@ -170,12 +170,21 @@ async fn roles_sessions_and_approvals(db: TestDb) {
     let id = created["id"].as_i64().unwrap();
     let notice = format!("Post {id} by co@example.com waits for approval");
     let told = wait_until(std::time::Duration::from_secs(20), || async {
-        sink.arrivals().iter().any(|a| a.body.to_string().contains(&notice))
+        sink.arrivals()
+            .iter()
+            .any(|a| a.body.to_string().contains(&notice))
     })
     .await;
-    assert!(told, "editors were told on the alerts channel: {:?}", sink.arrivals());
     assert!(
-        !sink.arrivals().iter().any(|a| a.body.to_string().contains("Spring launch\"")),
+        told,
+        "editors were told on the alerts channel: {:?}",
+        sink.arrivals()
+    );
+    assert!(
+        !sink
+            .arrivals()
+            .iter()
+            .any(|a| a.body.to_string().contains("Spring launch\"")),
         "the post itself was not sent"
     );
 

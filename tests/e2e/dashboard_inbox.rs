@@ -53,13 +53,13 @@ async fn read_events(
     }
     let id = text
         .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
         .map(str::to_owned);
     let data = text
         .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: "))
         .and_then(|d| serde_json::from_str(d).ok());
     (id, data)
 }

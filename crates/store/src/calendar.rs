@@ -136,3 +136,111 @@ mod tests {
         assert_eq!(texts, ["late", "out"]);
     }
 }
+
+/// What the dashboard's calendar shows of one range.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarRange {
+    /// Targets whose moment (published, else due) is in the range.
+    pub targets: Vec<target::Model>,
+    /// Posts of those targets and of posts waiting for approval whose asked-for
+    /// time is in the range (their targets are drafts, included in `targets`).
+    pub posts: Vec<post::Model>,
+}
+
+/// The calendar's filters; None = any.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarFilter {
+    pub channel: Option<String>,
+    pub campaign: Option<String>,
+    pub status: Option<String>,
+}
+
+impl Store {
+    /// The calendar's targets in `[from_ms, to_ms)`: published ones by when
+    /// they went out, the rest by when they are due; plus the drafts of posts
+    /// waiting for approval, by the time asked for. Three queries, whatever
+    /// the number of posts; at most `limit` targets.
+    pub async fn calendar_range(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &CalendarFilter,
+        limit: u64,
+    ) -> Result<CalendarRange, StoreError> {
+        let filtered = |mut q: sea_orm::Select<target::Entity>| {
+            if let Some(c) = &filter.channel {
+                q = q.filter(target::Column::Channel.eq(c.as_str()));
+            }
+            if let Some(c) = &filter.campaign {
+                q = q.filter(target::Column::Campaign.eq(c.as_str()));
+            }
+            if let Some(s) = &filter.status {
+                q = q.filter(target::Column::Status.eq(s.as_str()));
+            }
+            q
+        };
+        let timed = Condition::any()
+            .add(
+                Condition::all()
+                    .add(target::Column::PublishedAtMs.gte(from_ms))
+                    .add(target::Column::PublishedAtMs.lt(to_ms)),
+            )
+            .add(
+                Condition::all()
+                    .add(target::Column::PublishedAtMs.is_null())
+                    .add(target::Column::NotBeforeMs.gte(from_ms))
+                    .add(target::Column::NotBeforeMs.lt(to_ms)),
+            );
+        let mut targets = filtered(target::Entity::find().filter(timed))
+            .order_by_asc(target::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let pending: Vec<post::Model> = post::Entity::find()
+            .filter(post::Column::Approval.eq(crate::team::PENDING_APPROVAL))
+            .filter(post::Column::RequestedAtMs.gte(from_ms))
+            .filter(post::Column::RequestedAtMs.lt(to_ms))
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        if !pending.is_empty() {
+            let ids: Vec<i32> = pending.iter().map(|p| p.id).collect();
+            targets.extend(
+                filtered(target::Entity::find().filter(target::Column::PostId.is_in(ids)))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        // A pending post's drafts have no due time, but never list one twice.
+        targets.sort_unstable_by_key(|t| t.id);
+        targets.dedup_by_key(|t| t.id);
+        let mut ids: Vec<i32> = targets.iter().map(|t| t.post_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut posts = Vec::with_capacity(ids.len());
+        // Bounded IN lists: SQLite allows 32k parameters, PostgreSQL 65k.
+        for chunk in ids.chunks(10_000) {
+            posts.extend(
+                post::Entity::find()
+                    .filter(post::Column::Id.is_in(chunk.to_vec()))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(CalendarRange { targets, posts })
+    }
+
+    /// Campaign names on any target (for the calendar's filter).
+    pub async fn target_campaigns(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<Option<String>> = target::Entity::find()
+            .select_only()
+            .column(target::Column::Campaign)
+            .filter(target::Column::Campaign.is_not_null())
+            .distinct()
+            .order_by_asc(target::Column::Campaign)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+}

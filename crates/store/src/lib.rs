@@ -8,6 +8,7 @@
 mod adapter_state;
 mod attribution;
 mod calendar;
+pub use calendar::{CalendarFilter, CalendarRange};
 mod connect;
 mod edits;
 pub mod entity;
