@@ -142,8 +142,8 @@ mod tests {
 pub struct CalendarRange {
     /// Targets whose moment (published, else due) is in the range.
     pub targets: Vec<target::Model>,
-    /// Posts of those targets and of posts waiting for approval whose asked-for
-    /// time is in the range (their targets are drafts, included in `targets`).
+    /// Posts waiting for approval whose asked-for time is in the range
+    /// (their targets are drafts, included in `targets`).
     pub posts: Vec<post::Model>,
 }
 
@@ -214,19 +214,10 @@ impl Store {
         // A pending post's drafts have no due time, but never list one twice.
         targets.sort_unstable_by_key(|t| t.id);
         targets.dedup_by_key(|t| t.id);
-        let mut ids: Vec<i32> = targets.iter().map(|t| t.post_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut posts = Vec::with_capacity(ids.len());
-        // Bounded IN lists: SQLite allows 32k parameters, PostgreSQL 65k.
-        for chunk in ids.chunks(10_000) {
-            posts.extend(
-                post::Entity::find()
-                    .filter(post::Column::Id.is_in(chunk.to_vec()))
-                    .all(&self.db)
-                    .await?,
-            );
-        }
+        // Only pending posts are needed beside their targets (a target
+        // carries its own channel, campaign and text): no second read of
+        // every post in the range.
+        let posts = pending;
         Ok(CalendarRange { targets, posts })
     }
 

@@ -44,7 +44,6 @@ enum View {
 /// One thing on the calendar: a target at its local moment.
 struct Item<'a> {
     target: &'a target::Model,
-    post: Option<&'a post::Model>,
     local: chrono::NaiveDateTime,
     /// `status` as shown: a pending post's drafts read `pending_approval`.
     status: &'a str,
@@ -146,7 +145,6 @@ pub async fn page(
         }
         by_day.entry(local.date()).or_default().push(Item {
             target: t,
-            post,
             local,
             status: shown,
         });
@@ -300,7 +298,7 @@ fn cell(
 
 fn item(i: &Item, can_move: bool) -> Markup {
     let t = i.target;
-    let excerpt = clarion_core::truncate_graphemes(&t.rendered_text.replace('\n', " "), 48);
+    let excerpt = clarion_core::truncate_graphemes(&t.rendered_text.replace('\n', " "), 40);
     let problem = t.status == TargetStatus::Failed.as_str()
         || t.status == TargetStatus::OutcomeUnknown.as_str();
     let movable = can_move && t.status == TargetStatus::Scheduled.as_str();
@@ -313,13 +311,12 @@ fn item(i: &Item, can_move: bool) -> Markup {
         div class=(format!("cal-item status-{}", i.status))
             data-post-id=(t.post_id) data-target-id=(t.id) data-status=(i.status)
             data-time=(i.local.format("%H:%M").to_string()) data-movable=(movable)
-            tabindex="0"
-            title=(format!("Post {} on {}: {}", t.post_id, t.channel, excerpt)) {
+            tabindex="0" {
             span.time { (i.local.format("%H:%M").to_string()) }
             " " span.channel { (t.channel) }
             " " span class=(format!("badge status-{}", i.status)) { (label) }
             div.excerpt { (excerpt) }
-            @if let Some(c) = i.post.and_then(|p| p.campaign.as_deref()) { div.muted { (c) } }
+            @if let Some(c) = &t.campaign { div.muted { (c) } }
             @if problem && can_move {
                 button.retry type="button" data-api-path=(format!("/api/v1/posts/{}/retry", t.post_id))
                     data-api-body=(serde_json::json!({"channel": t.channel}).to_string())
