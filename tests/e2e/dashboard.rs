@@ -180,13 +180,37 @@ async fn roles_sessions_and_approvals(db: TestDb) {
         "editors were told on the alerts channel: {:?}",
         sink.arrivals()
     );
-    assert!(
-        !sink
-            .arrivals()
+    // Never early: a submission due now is not sent while it waits. Its
+    // notice goes through the same queue after it is stored, so once the
+    // notice has arrived the dispatcher has had its chance at the post.
+    let (status, due_now) = co
+        .api(
+            reqwest::Method::POST,
+            &api("/posts"),
+            Some(json!({"body": "Due now, waiting", "channels": ["sink"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{due_now}");
+    let due_id = due_now["id"].as_i64().unwrap();
+    let due_notice = format!("Post {due_id} by co@example.com waits for approval");
+    let told = wait_until(std::time::Duration::from_secs(20), || async {
+        sink.arrivals()
             .iter()
-            .any(|a| a.body.to_string().contains("Spring launch\"")),
-        "the post itself was not sent"
-    );
+            .any(|a| a.body.to_string().contains(&due_notice))
+    })
+    .await;
+    assert!(told, "{:?}", sink.arrivals());
+    let sent = |text: &'static str| {
+        let sink = sink.clone();
+        move || {
+            sink.arrivals()
+                .iter()
+                .filter(|a| a.body["text"].as_str() == Some(text))
+                .count()
+        }
+    };
+    let due_sent = sent("Due now, waiting");
+    assert_eq!(due_sent(), 0, "a post waiting for approval was sent");
 
     // ... and a contributor cannot schedule it themselves.
     let (status, err) = co
@@ -277,6 +301,20 @@ async fn roles_sessions_and_approvals(db: TestDb) {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "decided once");
+    // Approved with no time asked for: sent now, once.
+    let (status, _) = ed
+        .api(
+            reqwest::Method::POST,
+            &api(&format!("/posts/{due_id}/approve")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let arrived = wait_until(std::time::Duration::from_secs(20), || async {
+        due_sent() == 1
+    })
+    .await;
+    assert!(arrived, "the approved post was sent: {:?}", sink.arrivals());
 
     // Rejected with a comment: stays a draft; resubmitted: waits again.
     let (_, second) = co

@@ -72,6 +72,9 @@ pub fn normalize_email(email: &str) -> Result<String, StoreError> {
     }
 }
 
+/// How often a token's `last_used_at_ms` is rewritten, at most.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
 /// Passwords shorter than this are refused.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -305,11 +308,18 @@ impl Store {
         else {
             return Ok(None);
         };
-        api_token::Entity::update_many()
-            .col_expr(api_token::Column::LastUsedAtMs, Expr::value(now_ms()))
-            .filter(api_token::Column::Id.eq(t.id))
-            .exec(&self.db)
-            .await?;
+        // "Last used" to the minute: a script calling the API in a loop
+        // must not turn every read into a write.
+        let now = now_ms();
+        if t.last_used_at_ms
+            .is_none_or(|at| now - at >= LAST_USED_RESOLUTION_MS)
+        {
+            api_token::Entity::update_many()
+                .col_expr(api_token::Column::LastUsedAtMs, Expr::value(now))
+                .filter(api_token::Column::Id.eq(t.id))
+                .exec(&self.db)
+                .await?;
+        }
         self.user_by_id(t.user_id).await
     }
 

@@ -12,13 +12,12 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use clarion_analytics::ModelKey;
 use clarion_analytics::best_times::{WEEKDAYS, best_times};
-use clarion_analytics::report::{CampaignReport, ReportRow, campaign_report};
+use clarion_analytics::report::{CampaignReport, ReportRow};
 use clarion_attribution::{Currency, Money, heatmap};
 use maud::html;
 
-use super::{PageError, PageResult, encode_component, layout, not_found, svg};
+use super::{PageError, PageResult, encode_component, layout, svg};
 use crate::team::Actor;
 use crate::{ApiError, AppState};
 
@@ -121,36 +120,10 @@ pub async fn report_page(
     Query(raw): Query<HashMap<String, String>>,
 ) -> PageResult {
     let query = parse_query(&raw)?;
-    let analytics = &state.analytics;
-    let campaign = analytics.campaigns.get(&name).ok_or_else(|| {
-        not_found(format!(
-            "campaign `{name}` not found (campaign files live in content/campaigns)"
-        ))
-    })?;
-    // Defaults and parsing exactly as the API's report.
-    let model = query.model.unwrap_or_else(|| campaign.model.to_string());
-    let window = query.window.unwrap_or(campaign.window_days);
-    let key = ModelKey::parse(&model, window).map_err(|e| {
-        let message = e.to_string();
-        // ModelKey names the window itself; an unknown model does not say "model".
-        if message.starts_with("window") {
-            bad(message)
-        } else {
-            bad(format!("model: {message}"))
-        }
-    })?;
-    let today = chrono::Utc::now()
-        .with_timezone(&state.timezone)
-        .date_naive();
-    let report = campaign_report(
-        state.service.store(),
-        analytics.attributor(),
-        campaign,
-        key,
-        state.service.registry(),
-        today,
-    )
-    .await?;
+    let found =
+        crate::api::campaign_report::report_for(&state, &name, query.model, query.window).await?;
+    let (report, campaign, model, window) =
+        (found.report, found.campaign, found.model, found.window_days);
     let currency = campaign.currency;
     if query.csv {
         let body = csv_report(&report, currency).map_err(|e| crate::error::internal(&e))?;

@@ -18,7 +18,6 @@ pub mod queue;
 pub mod users;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -171,10 +170,6 @@ impl IntoResponse for PageError {
 /// A 403 page unless the actor may do `action`.
 pub fn require(actor: &Actor, action: clarion_core::Action) -> Result<(), PageError> {
     actor.require(action).map_err(PageError)
-}
-
-pub fn not_found(what: impl Into<String>) -> PageError {
-    PageError(ApiError::new(StatusCode::NOT_FOUND, what))
 }
 
 /// Percent-encodes a URL component (a `next=` path, a campaign name).
